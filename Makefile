@@ -1,0 +1,44 @@
+# Two commands do everything on a fresh machine with Python 3.11+:
+#   make demo   compose/render with the bundled data and model, results in out/
+#   make test   unit tests + every notebook (fast mode) under nbval
+# Both build .venv from the pinned requirements when it is missing or older than them.
+
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+FAST_ENV := MUSICUTILS_FAST=1 TF_CPP_MIN_LOG_LEVEL=3
+
+.PHONY: demo test lab lint bench venv clean
+
+venv: $(STAMP)
+
+$(STAMP): requirements.txt requirements-dev.txt pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is needed; found " + sys.version.split()[0])'
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps -e .
+	@touch $@
+
+demo: $(STAMP)
+	$(PY) -m musicutils demo --out out
+
+test: $(STAMP)
+	$(PY) -m ruff check musicutils tests scripts benchmarks
+	$(FAST_ENV) $(PY) -m pytest -q -p no:cacheprovider --nbval-lax --nbval-current-env tests notebooks
+
+lab: $(STAMP)
+	$(PY) -m jupyter lab --notebook-dir=notebooks
+
+lint: $(STAMP)
+	$(PY) -m ruff check musicutils tests scripts benchmarks
+	$(PY) -m ruff format --check musicutils tests scripts benchmarks
+
+bench: $(STAMP)
+	$(PY) benchmarks/bench_midi.py
+	$(PY) benchmarks/bench_train_step.py
+	$(PY) benchmarks/bench_generate.py
+
+clean:
+	rm -rf out .pytest_cache .ruff_cache

@@ -1,0 +1,7 @@
+"""`python -m musicutils ...`: see musicutils.cli."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())

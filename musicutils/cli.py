@@ -1,0 +1,203 @@
+"""Command line: `python -m musicutils COMMAND ...`.
+
+A thin argparse layer over the package. Each handler imports what it needs when it runs, so
+`info`, `roll` and `render` never load TensorFlow. Errors we raise on purpose
+(`MusicutilsError`) and file-system errors become one line `error: ...` on stderr and exit
+status 2; no traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from .errors import MusicutilsError
+
+EXIT_ERROR = 2
+
+
+def _error(message: str) -> None:
+    print(f"error: {message}", file=sys.stderr)
+
+
+def _int_list(text: str) -> list[int]:
+    try:
+        sizes = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}")
+    if not sizes or min(sizes) <= 0:
+        raise argparse.ArgumentTypeError(f"expected positive layer sizes, got {text!r}")
+    return sizes
+
+
+# ---------------------------------------------------------------------------------------------
+# Handlers. Each returns an exit status.
+
+
+def _cmd_info(args: argparse.Namespace) -> int:
+    from . import midi
+
+    status = 0
+    for i, path in enumerate(args.files):
+        try:
+            piece = midi.read(path)
+        except (MusicutilsError, OSError) as exc:
+            _error(_reason(exc))  # MidiError messages start with the file name already
+            status = EXIT_ERROR
+            continue
+        if i:
+            print()
+        print(midi.describe(piece))
+    return status
+
+
+def _cmd_roll(args: argparse.Namespace) -> int:
+    from . import midi, plotting
+
+    piece = midi.read(args.file)
+    plotting.save_piano_roll(piece, args.out)
+    print(f"wrote {args.out}")
+    return 0
+
+
+def _cmd_render(args: argparse.Namespace) -> int:
+    from . import audio, midi
+
+    piece = midi.read(args.file)
+    audio.write_wav(piece, args.out)
+    print(f"wrote {args.out}")
+    return 0
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from . import demo
+
+    return demo.run(out_dir=args.out, data_dir=args.data, checkpoint=args.checkpoint)
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from . import train
+
+    train.train_from_args(args)
+    return 0
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from . import train
+
+    train.evaluate_from_args(args)
+    return 0
+
+
+def _cmd_generate(args: argparse.Namespace) -> int:
+    from . import generate
+
+    generate.generate_from_args(args)
+    return 0
+
+
+def _reason(exc: BaseException) -> str:
+    """One line for the user; our own errors already name the file at fault."""
+    if isinstance(exc, OSError) and exc.strerror:
+        where = f"{exc.filename}: " if exc.filename else ""
+        return f"{where}{exc.strerror.lower()}"
+    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+
+
+# ---------------------------------------------------------------------------------------------
+# Parser.
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m musicutils",
+        description="Read, view, hear, train on and compose polyphonic music (biaxial LSTM).",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("info", help="summarise MIDI files (tempo, meter, steps, notes, range)")
+    p.add_argument("files", nargs="+", metavar="FILE")
+    p.set_defaults(handler=_cmd_info)
+
+    p = sub.add_parser("roll", help="draw a MIDI file's piano roll to a PNG")
+    p.add_argument("file", metavar="FILE")
+    p.add_argument("--out", required=True, type=Path, metavar="PNG")
+    p.set_defaults(handler=_cmd_roll)
+
+    p = sub.add_parser("render", help="synthesise a MIDI file to a WAV (no soundfont needed)")
+    p.add_argument("file", metavar="FILE")
+    p.add_argument("--out", required=True, type=Path, metavar="WAV")
+    p.set_defaults(handler=_cmd_render)
+
+    p = sub.add_parser("demo", help="the quick-start job behind `make demo`")
+    p.add_argument("--out", type=Path, default=Path("out"), metavar="DIR")
+    p.add_argument("--data", type=Path, default=None, metavar="DIR",
+                   help="MIDI folder to summarise (default: the bundled chorales)")
+    p.add_argument("--checkpoint", type=Path, default=None, metavar="RUN_DIR",
+                   help="model to compose with (default: the bundled pretrained model)")
+    p.set_defaults(handler=_cmd_demo)
+
+    p = sub.add_parser("train", help="train a biaxial model; re-run the same command to resume")
+    p.add_argument("--data", required=True, type=Path, metavar="DIR_OR_PICKLE",
+                   help="a folder of MIDI files or a benchmark pickle")
+    p.add_argument("--out", required=True, type=Path, metavar="RUN_DIR")
+    p.add_argument("--epochs", type=int, default=50)
+    p.add_argument("--steps-per-epoch", type=int, default=100)
+    p.add_argument("--batch-size", type=int, default=10)
+    p.add_argument("--segment-length", type=int, default=128, help="time steps per example")
+    p.add_argument("--time-sizes", type=_int_list, default=[300, 300], metavar="300,300")
+    p.add_argument("--note-sizes", type=_int_list, default=[100, 50], metavar="100,50")
+    p.add_argument("--dropout", type=float, default=0.5)
+    p.add_argument("--learning-rate", type=float, default=1e-3)
+    p.add_argument("--transpose", type=int, default=0, metavar="K",
+                   help="augment by random transposition within +-K semitones")
+    p.add_argument("--validation-split", type=float, default=0.1,
+                   help="fraction of pieces held out (MIDI folders; pickles use their own split)")
+    p.add_argument("--patience", type=int, default=10,
+                   help="early stopping: epochs without validation improvement")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--strategy", choices=["default", "mirrored"], default="default")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(handler=_cmd_train)
+
+    p = sub.add_parser("evaluate", help="negative log-likelihood of a checkpoint on data")
+    p.add_argument("--checkpoint", required=True, type=Path, metavar="RUN_DIR")
+    p.add_argument("--data", required=True, type=Path, metavar="PATH")
+    p.add_argument("--split", choices=["train", "valid", "test"], default="test")
+    p.add_argument("--batch-size", type=int, default=8)
+    p.set_defaults(handler=_cmd_evaluate)
+
+    p = sub.add_parser("generate", help="compose new music with a trained model")
+    p.add_argument("--checkpoint", type=Path, default=None, metavar="RUN_DIR",
+                   help="run folder (default: the bundled pretrained model)")
+    p.add_argument("--steps", type=int, default=256)
+    p.add_argument("--out", required=True, type=Path, metavar="OUT.mid")
+    p.add_argument("--batch-size", type=int, default=1)
+    p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--temperature", type=float, default=1.0)
+    p.add_argument("--no-adaptive", dest="adaptive", action="store_false",
+                   help="turn off the anti-silence rule")
+    p.add_argument("--primer", type=Path, default=None, metavar="FILE",
+                   help="a MIDI file whose music the composition continues")
+    p.add_argument("--png", action="store_true", help="also write a piano-roll PNG")
+    p.add_argument("--wav", action="store_true", help="also write a WAV rendering")
+    p.set_defaults(handler=_cmd_generate)
+
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.handler(args)
+    except (MusicutilsError, OSError) as exc:
+        _error(_reason(exc))
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        _error("interrupted")
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

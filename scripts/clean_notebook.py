@@ -1,0 +1,58 @@
+"""Strip a notebook to what we commit: outputs of `# NBVAL_CHECK_OUTPUT` cells (nbval compares
+them) and, with --keep-images, small PNG figures. Audio, HTML, progress bars, stderr and
+training logs are removed so notebooks stay small and diffs stay readable.
+
+    python scripts/clean_notebook.py notebooks/01_midi_parsing.ipynb [--keep-images]
+"""
+
+import argparse
+import json
+import os
+import tempfile
+from pathlib import Path
+
+MAX_IMAGE_BYTES = 120_000
+
+
+def clean(nb: dict, keep_images: bool) -> dict:
+    for cell in nb["cells"]:
+        if cell["cell_type"] != "code":
+            continue
+        source = "".join(cell["source"])
+        checked = "NBVAL_CHECK_OUTPUT" in source
+        kept = []
+        for out in cell.get("outputs", []):
+            if out.get("output_type") == "stream" and out.get("name") == "stderr":
+                continue
+            if checked:
+                kept.append(out)
+            elif keep_images and "image/png" in out.get("data", {}):
+                if len(out["data"]["image/png"]) <= MAX_IMAGE_BYTES:
+                    out["data"] = {k: v for k, v in out["data"].items() if k in ("image/png", "text/plain")}
+                    kept.append(out)
+        cell["outputs"] = kept
+        cell["execution_count"] = None
+        for out in kept:
+            if "execution_count" in out:
+                out["execution_count"] = None
+        cell.get("metadata", {}).pop("execution", None)
+    return nb
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("notebooks", nargs="+", type=Path)
+    parser.add_argument("--keep-images", action="store_true")
+    args = parser.parse_args()
+    for path in args.notebooks:
+        nb = clean(json.loads(path.read_text()), args.keep_images)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".ipynb")
+        with os.fdopen(fd, "w") as f:
+            json.dump(nb, f, indent=1, ensure_ascii=False)
+            f.write("\n")
+        os.replace(tmp, path)
+        print(f"{path}: {path.stat().st_size} bytes")
+
+
+if __name__ == "__main__":
+    main()
