@@ -25,7 +25,9 @@ def _int_list(text: str) -> list[int]:
     try:
         sizes = [int(part) for part in text.split(",") if part.strip()]
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}")
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated integers, got {text!r}"
+        ) from None
     if not sizes or min(sizes) <= 0:
         raise argparse.ArgumentTypeError(f"expected positive layer sizes, got {text!r}")
     return sizes

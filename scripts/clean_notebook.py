@@ -28,7 +28,8 @@ def clean(nb: dict, keep_images: bool) -> dict:
                 kept.append(out)
             elif keep_images and "image/png" in out.get("data", {}):
                 if len(out["data"]["image/png"]) <= MAX_IMAGE_BYTES:
-                    out["data"] = {k: v for k, v in out["data"].items() if k in ("image/png", "text/plain")}
+                    keep = ("image/png", "text/plain")
+                    out["data"] = {k: v for k, v in out["data"].items() if k in keep}
                     kept.append(out)
         cell["outputs"] = kept
         cell["execution_count"] = None

@@ -1,0 +1,35 @@
+"""Package-level promises: quiet TensorFlow import, light modules stay light."""
+
+import subprocess
+import sys
+
+
+def run_python(code: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False
+    )
+
+
+def test_tensorflow_import_prints_nothing():
+    result = run_python("from musicutils._tf import tf; print(int(tf.reduce_sum(tf.ones(3))))")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "3"
+    assert result.stderr == ""
+
+
+def test_light_modules_do_not_import_tensorflow():
+    code = (
+        "import sys\n"
+        "import musicutils, musicutils.cli, musicutils.midi, musicutils.errors\n"
+        "assert 'tensorflow' not in sys.modules, 'tensorflow imported'\n"
+    )
+    result = run_python(code)
+    assert result.returncode == 0, result.stderr
+
+
+def test_errors_are_value_errors_with_a_common_base():
+    from musicutils.errors import CheckpointError, DataError, MidiError, MusicutilsError
+
+    for error in (MidiError, DataError, CheckpointError):
+        assert issubclass(error, ValueError)
+        assert issubclass(error, MusicutilsError)
