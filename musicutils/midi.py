@@ -2,21 +2,79 @@
 
 This is the only module that knows about ticks: everything downstream counts time in *steps*
 (`steps_per_beat` per quarter note) and pitch as an index from `Piece.lowest`.
+
+Reading (`read`) turns every pitched note of a format 0 or 1 file into an interval of steps
+and paints those intervals into a `Piece.state` array with numpy; writing (`write`) turns a
+state array back into note-on/note-off pairs. For every valid state (articulate implies play),
+``read(write(piece))`` gives back the same state, tempos and meters.
+
+How `read` decides, in the terms of a musician:
+
+- Time. A step is ``1 / steps_per_beat`` of a quarter note, whatever the file's resolution
+  (ticks per beat). A note from tick ``a`` to tick ``b`` covers steps
+  ``round(a / tps) .. max(round(b / tps), start + 1)`` (end exclusive, halves rounded up),
+  where ``tps = ticks_per_beat / steps_per_beat``: onsets snap to the *nearest* step and a
+  note shorter than a step still lasts one step. Tempo does not move notes on this grid; it
+  only matters for durations in seconds (`duration_seconds`).
+- Tracks. All tracks of a format 0 or 1 file are merged (the tempo map applies to all).
+  Format 2 (independent sequences) is refused.
+- Notes. ``note_on`` with velocity 0 is a ``note_off``. Notes are paired per track, channel
+  and pitch; a ``note_off`` ends *every* sounding instance of that pitch there (as pretty_midi
+  does). A note still sounding when its track ends is closed at the end of the piece. A note
+  struck while the same pitch already sounds is articulated again at its onset step.
+- Drums (MIDI channel 10, mido channel 9) are left out; so are notes outside
+  ``[lowest, highest)`` (counted in `Piece.dropped_notes`).
+- Length. ``T`` is the end of the longest track, in steps (rounded), or the end of the last
+  note if that is later; so trailing rests survive and a file without notes still has a
+  length (possibly 0).
+- Tempo and meter. Every change is kept, at its rounded step; of several changes on the same
+  step the last wins and repeats of the value in force are dropped. Before the first change,
+  MIDI's defaults apply (120 bpm, 4/4), so the lists always start at step 0. Changes at or
+  after step ``T`` are dropped.
 """
 
 from __future__ import annotations
 
+import io
+import math
+import os
+import struct
+import tempfile
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import BinaryIO
 
+import mido
 import numpy as np
 
 from .errors import MidiError
 
-__all__ = ["MidiError", "Piece", "bar_positions", "from_state"]
+__all__ = [
+    "MidiError",
+    "Piece",
+    "bar_positions",
+    "describe",
+    "duration_seconds",
+    "from_state",
+    "note_name",
+    "read",
+    "steps_per_bar",
+    "write",
+]
 
 #: Default pitch range: MIDI 24 (C1) up to, not including, 102 (F#7): 78 notes, as in Johnson 2015.
 DEFAULT_LOWEST = 24
 DEFAULT_HIGHEST = 102
+#: MIDI's defaults when a file says nothing: 120 quarter notes per minute, 4/4.
+DEFAULT_BPM = 120.0
+DEFAULT_METER = (4, 4)
+#: Resolution of the files `write` produces when the piece does not bring a usable one.
+DEFAULT_TICKS_PER_BEAT = 480
+#: mido channel of General MIDI percussion (channel 10 counting from 1).
+DRUM_CHANNEL = 9
+
+_NOTE_NAMES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
 
 
 @dataclass
@@ -39,8 +97,8 @@ class Piece:
     state: np.ndarray
     lowest: int = DEFAULT_LOWEST
     steps_per_beat: int = 4
-    tempos: list[tuple[int, float]] = field(default_factory=lambda: [(0, 120.0)])
-    meters: list[tuple[int, int, int]] = field(default_factory=lambda: [(0, 4, 4)])
+    tempos: list[tuple[int, float]] = field(default_factory=lambda: [(0, DEFAULT_BPM)])
+    meters: list[tuple[int, int, int]] = field(default_factory=lambda: [(0, *DEFAULT_METER)])
     name: str = ""
     ticks_per_beat: int | None = None
     dropped_notes: int = 0
@@ -86,7 +144,7 @@ def bar_positions(
     """
     steps = np.arange(start, start + n_steps)
     positions = np.zeros(n_steps, dtype=np.int32)
-    meters = sorted(meters) or [(0, 4, 4)]
+    meters = sorted(meters) or [(0, *DEFAULT_METER)]
     bounds = [m[0] for m in meters[1:]] + [np.iinfo(np.int64).max]
     for (first, num, den), end in zip(meters, bounds, strict=True):
         inside = (steps >= first) & (steps < end)
@@ -101,8 +159,8 @@ def from_state(
     *,
     lowest: int = DEFAULT_LOWEST,
     steps_per_beat: int = 4,
-    bpm: float = 120.0,
-    meter: tuple[int, int] = (4, 4),
+    bpm: float = DEFAULT_BPM,
+    meter: tuple[int, int] = DEFAULT_METER,
     name: str = "",
 ) -> Piece:
     """Wrap a bare note-state array (T, N, 2) as a Piece with one tempo and one meter."""
@@ -118,3 +176,473 @@ def from_state(
         meters=[(0, int(meter[0]), int(meter[1]))],
         name=name,
     )
+
+
+# ---------------------------------------------------------------------------------------------
+# Names and summaries.
+
+
+def note_name(pitch: int) -> str:
+    """Scientific pitch name of a MIDI pitch, sharps only: 60 -> "C4", 61 -> "C#4", 21 -> "A0"."""
+    pitch = int(pitch)
+    return f"{_NOTE_NAMES[pitch % 12]}{pitch // 12 - 1}"
+
+
+def duration_seconds(piece: Piece) -> float:
+    """Length of the piece in seconds, following its tempo changes (the first tempo also
+    covers any steps before it)."""
+    tempos = sorted(piece.tempos) or [(0, DEFAULT_BPM)]
+    bounds = [step for step, _ in tempos[1:]] + [piece.n_steps]
+    seconds = 0.0
+    for i, ((first, bpm), end) in enumerate(zip(tempos, bounds, strict=True)):
+        begin = 0 if i == 0 else first
+        steps = max(0, min(end, piece.n_steps) - begin)
+        seconds += steps / piece.steps_per_beat * 60.0 / bpm
+    return seconds
+
+
+def _bar_count(piece: Piece) -> float:
+    """Number of bars (fractional for a last, incomplete bar), following the meter changes."""
+    meters = sorted(piece.meters) or [(0, *DEFAULT_METER)]
+    bounds = [step for step, _, _ in meters[1:]] + [piece.n_steps]
+    bars = 0.0
+    for i, ((first, num, den), end) in enumerate(zip(meters, bounds, strict=True)):
+        begin = 0 if i == 0 else first
+        length = max(0, min(end, piece.n_steps) - begin)
+        bars += length / steps_per_bar(num, den, piece.steps_per_beat)
+    return bars
+
+
+def _format_changes(changes: list[str], steps: list[int], limit: int = 6) -> str:
+    parts = [
+        f"{text} (step {step})" if step else text for text, step in zip(changes, steps, strict=True)
+    ]
+    if len(parts) > limit:
+        parts = parts[:limit] + [f"... {len(changes) - limit} more"]
+    return ", ".join(parts)
+
+
+def describe(piece: Piece) -> str:
+    """A short, multi-line human summary of a piece (what `python -m musicutils info` prints).
+
+    Name, resolution, tempi, meters, length in steps / bars / seconds, number of notes, the
+    pitch range actually used (as note names) and how many notes were dropped.
+    """
+    tempos = piece.tempos or [(0, DEFAULT_BPM)]
+    meters = piece.meters or [(0, *DEFAULT_METER)]
+    tempo_text = _format_changes([f"{bpm:g} bpm" for _, bpm in tempos], [s for s, _ in tempos])
+    meter_text = _format_changes([f"{n}/{d}" for _, n, d in meters], [s for s, _, _ in meters])
+    resolution = (
+        f"{piece.ticks_per_beat} ticks per beat, " if piece.ticks_per_beat is not None else ""
+    )
+    sounding = np.flatnonzero(piece.state[..., 0].any(axis=0)) if piece.n_steps else []
+    if len(sounding):
+        used = f"{note_name(piece.lowest + sounding[0])}–{note_name(piece.lowest + sounding[-1])}"
+    else:
+        used = "none"
+    window = f"{note_name(piece.lowest)}–{note_name(piece.highest - 1)}" if piece.n_notes else "-"
+    lines = [
+        piece.name or "(unnamed piece)",
+        f"  resolution: {resolution}{piece.steps_per_beat} steps per beat",
+        f"  tempo:      {tempo_text}",
+        f"  meter:      {meter_text}",
+        f"  length:     {piece.n_steps} steps, {_bar_count(piece):.4g} bars, "
+        f"{duration_seconds(piece):.1f} s",
+        f"  notes:      {piece.note_count}, range {used} (window {window})",
+        f"  dropped:    {piece.dropped_notes} notes outside the window",
+    ]
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading.
+
+
+def _load_midifile(data: bytes, name: str) -> mido.MidiFile:
+    """Check the chunk structure ourselves (clear messages), then let mido parse the tracks.
+
+    Unknown chunks are skipped, as the standard asks; a declared track count that disagrees
+    with the chunks found is tolerated (we use the chunks found).
+    """
+    if len(data) == 0:
+        raise MidiError(f"{name}: the file is empty")
+    if data[:4] != b"MThd":
+        raise MidiError(f"{name}: not a MIDI file (it does not start with 'MThd')")
+    if len(data) < 14:
+        raise MidiError(f"{name}: the file is truncated inside its header")
+    header_length, fmt, _declared_tracks, division = struct.unpack(">IHHH", data[4:14])
+    if header_length < 6:
+        raise MidiError(f"{name}: header chunk is {header_length} bytes long, expected 6")
+    if fmt not in (0, 1, 2):
+        raise MidiError(f"{name}: unknown MIDI file format {fmt} (expected 0, 1 or 2)")
+    if fmt == 2:
+        raise MidiError(f"{name}: format 2 (independent sequences) is not supported")
+    if division & 0x8000:
+        raise MidiError(
+            f"{name}: SMPTE time division (frames per second) is not supported; "
+            "only ticks per quarter note"
+        )
+    if division == 0:
+        raise MidiError(f"{name}: invalid time division of 0 ticks per quarter note")
+    position = 8 + header_length
+    if position > len(data):
+        raise MidiError(f"{name}: the file is truncated inside its header")
+    chunks = []
+    while position + 8 <= len(data):
+        kind, length = struct.unpack(">4sI", data[position : position + 8])
+        body_start = position + 8
+        if body_start + length > len(data):
+            raise MidiError(
+                f"{name}: track {len(chunks) + 1} is truncated "
+                f"(its chunk says {length} bytes, only {len(data) - body_start} remain)"
+            )
+        if kind == b"MTrk":
+            chunks.append(data[position : body_start + length])
+        elif not kind.isascii() or not kind.decode("ascii").isprintable():
+            raise MidiError(f"{name}: unreadable data after track {len(chunks)}")
+        position = body_start + length
+    if not chunks:
+        raise MidiError(f"{name}: the file has no tracks")
+    clean = struct.pack(">4sIHHH", b"MThd", 6, fmt, len(chunks), division) + b"".join(chunks)
+    try:
+        return mido.MidiFile(file=io.BytesIO(clean))
+    except Exception as exc:  # mido raises OSError/EOFError/ValueError/KeyError for bad bytes
+        reason = str(exc) or type(exc).__name__
+        raise MidiError(f"{name}: corrupt track data ({reason})") from None
+
+
+def _quantise(ticks: np.ndarray, ticks_per_beat: int, steps_per_beat: int) -> np.ndarray:
+    """Nearest step of each tick, halves rounded up, exact integer arithmetic: int64 like ticks."""
+    return (2 * ticks * steps_per_beat + ticks_per_beat) // (2 * ticks_per_beat)
+
+
+def _changes_to_steps(
+    changes: list[tuple[int, int, tuple]],
+    ticks_per_beat: int,
+    steps_per_beat: int,
+    n_steps: int,
+    default: tuple,
+) -> list[tuple]:
+    """[(tick, track, value)] -> [(step, *value)]: sorted, last of a step wins, no repeats."""
+    by_step: dict[int, tuple] = {}
+    for tick, _track, value in sorted(changes, key=lambda c: c[0]):  # stable: keeps file order
+        step = (2 * tick * steps_per_beat + ticks_per_beat) // (2 * ticks_per_beat)
+        by_step[step] = value
+    result: list[tuple] = []
+    current = default
+    if 0 not in by_step:
+        result.append((0, *default))
+    for step in sorted(by_step):
+        if step >= max(n_steps, 1):
+            break
+        value = by_step[step]
+        if result and value == current:
+            continue
+        result.append((step, *value))
+        current = value
+    return result
+
+
+def read(
+    source: str | os.PathLike | bytes | BinaryIO | mido.MidiFile,
+    *,
+    steps_per_beat: int = 4,
+    lowest: int = DEFAULT_LOWEST,
+    highest: int = DEFAULT_HIGHEST,
+    max_steps: int = 100_000,
+    name: str | None = None,
+) -> Piece:
+    """Read a MIDI file into a `Piece` whose state is uint8 (T, highest - lowest, 2).
+
+    Args:
+        source: a path (str or Path), the file's bytes, a binary file object, or a
+            `mido.MidiFile` already loaded.
+        steps_per_beat: time steps per quarter note (4 = a sixteenth-note grid).
+        lowest: MIDI pitch of note index 0 (inclusive).
+        highest: one past the highest MIDI pitch kept (exclusive); N = highest - lowest.
+        max_steps: refuse pieces longer than this many steps (checked before any allocation,
+            so a hostile file cannot ask for gigabytes).
+        name: how messages name the file; by default the file's name.
+
+    Returns:
+        The piece, see the module docstring for how notes, tempos and meters are placed.
+
+    Raises:
+        MidiError: the file is not a readable MIDI file (message starts with its name), is in
+            format 2, uses SMPTE time, or is longer than `max_steps`.
+        OSError: the path cannot be opened (missing file, permissions).
+    """
+    if not 0 <= lowest < highest <= 128:
+        raise ValueError(f"need 0 <= lowest < highest <= 128, got {lowest}, {highest}")
+    if steps_per_beat < 1:
+        raise ValueError(f"steps_per_beat must be >= 1, got {steps_per_beat}")
+    if isinstance(source, mido.MidiFile):
+        name = name or Path(source.filename or "").name or "<MidiFile>"
+        mid = source
+        if mid.type == 2:
+            raise MidiError(f"{name}: format 2 (independent sequences) is not supported")
+        if not isinstance(mid.ticks_per_beat, int) or mid.ticks_per_beat <= 0:
+            raise MidiError(
+                f"{name}: time division {mid.ticks_per_beat!r} is not a positive number "
+                "of ticks per quarter note"
+            )
+    else:
+        if isinstance(source, bytes | bytearray | memoryview):
+            data = bytes(source)
+            name = name or "<bytes>"
+        elif isinstance(source, str | os.PathLike):
+            data = Path(source).read_bytes()  # OSError (missing file...) goes to the caller
+            name = name or Path(source).name
+        else:
+            data = source.read()
+            name = name or Path(getattr(source, "name", "") or "").name or "<file>"
+        mid = _load_midifile(data, name)
+    return _piece_from_midifile(mid, name, steps_per_beat, lowest, highest, max_steps)
+
+
+def _piece_from_midifile(
+    mid: mido.MidiFile,
+    name: str,
+    steps_per_beat: int,
+    lowest: int,
+    highest: int,
+    max_steps: int,
+) -> Piece:
+    ticks_per_beat = int(mid.ticks_per_beat)
+    # One pass over the messages (unavoidable with mido); everything after is numpy.
+    note_ticks: list[int] = []
+    note_keys: list[int] = []  # (track * 16 + channel) * 128 + pitch: who pairs with whom
+    note_is_on: list[bool] = []
+    tempo_changes: list[tuple[int, int, tuple]] = []
+    meter_changes: list[tuple[int, int, tuple]] = []
+    end_tick = 0
+    for track_index, track in enumerate(mid.tracks):
+        tick = 0
+        key_base = track_index * 16
+        for msg in track:
+            tick += msg.time
+            kind = msg.type
+            if kind == "note_on" or kind == "note_off":
+                channel = msg.channel
+                if channel == DRUM_CHANNEL:
+                    continue
+                note_ticks.append(tick)
+                note_keys.append((key_base + channel) * 128 + msg.note)
+                note_is_on.append(kind == "note_on" and msg.velocity > 0)
+            elif kind == "set_tempo":
+                tempo_changes.append((tick, track_index, (60_000_000 / msg.tempo,)))
+            elif kind == "time_signature":
+                meter_changes.append((tick, track_index, (msg.numerator, msg.denominator)))
+        end_tick = max(end_tick, tick)
+
+    # Length guard before any array of steps exists: every tick is <= end_tick.
+    tick_limit = max_steps * ticks_per_beat // steps_per_beat + ticks_per_beat
+    if end_tick > tick_limit:
+        n_steps = (
+            int(_quantise(np.int64(end_tick), ticks_per_beat, steps_per_beat))
+            if end_tick < 2**58
+            else end_tick * steps_per_beat // ticks_per_beat
+        )
+        raise MidiError(
+            f"{name}: the piece is too long ({n_steps} steps > limit of {max_steps}; "
+            "pass max_steps=... to allow it)"
+        )
+
+    ticks = np.asarray(note_ticks, dtype=np.int64)
+    keys = np.asarray(note_keys, dtype=np.int64)
+    is_on = np.asarray(note_is_on, dtype=bool)
+    # Sort by (track, channel, pitch), keeping file order within each: a stable sort.
+    order = np.argsort(keys, kind="stable")
+    ticks, keys, is_on = ticks[order], keys[order], is_on[order]
+    count = len(ticks)
+    # For every event, the index of the first note-off at or after it (count if none).
+    off_index = np.where(~is_on, np.arange(count), count)
+    next_off = np.minimum.accumulate(off_index[::-1])[::-1] if count else off_index
+    on = np.flatnonzero(is_on)
+    closing = next_off[on]
+    closed = closing < count
+    closed[closed] = keys[closing[closed]] == keys[on[closed]]
+    starts = ticks[on]
+    ends = np.full(len(on), end_tick, dtype=np.int64)  # still sounding: closed at the end
+    ends[closed] = ticks[closing[closed]]
+    pitches = keys[on] % 128
+    in_range = (pitches >= lowest) & (pitches < highest)
+    dropped = int(len(pitches) - in_range.sum())
+    starts, ends, pitches = starts[in_range], ends[in_range], pitches[in_range] - lowest
+
+    first_step = _quantise(starts, ticks_per_beat, steps_per_beat)
+    last_step = np.maximum(_quantise(ends, ticks_per_beat, steps_per_beat), first_step + 1)
+    n_steps = int(_quantise(np.int64(end_tick), ticks_per_beat, steps_per_beat))
+    if len(last_step):
+        n_steps = max(n_steps, int(last_step.max()))
+    if n_steps > max_steps:
+        raise MidiError(
+            f"{name}: the piece is too long ({n_steps} steps > limit of {max_steps}; "
+            "pass max_steps=... to allow it)"
+        )
+
+    n_notes = highest - lowest
+    # Play: +1 where a note starts, -1 where it ends, running sum over time > 0.
+    changes = np.bincount(
+        np.concatenate([first_step * n_notes + pitches, last_step * n_notes + pitches]),
+        weights=np.concatenate([np.ones(len(pitches)), -np.ones(len(pitches))]),
+        minlength=(n_steps + 1) * n_notes,
+    ).reshape(n_steps + 1, n_notes)
+    state = np.zeros((n_steps, n_notes, 2), dtype=np.uint8)
+    state[..., 0] = np.cumsum(changes[:-1], axis=0) > 0.5
+    state[first_step, pitches, 1] = 1
+
+    tempos = [
+        (step, bpm)
+        for step, bpm in _changes_to_steps(
+            tempo_changes, ticks_per_beat, steps_per_beat, n_steps, (DEFAULT_BPM,)
+        )
+    ]
+    meters = _changes_to_steps(
+        meter_changes, ticks_per_beat, steps_per_beat, n_steps, DEFAULT_METER
+    )
+    return Piece(
+        state=state,
+        lowest=lowest,
+        steps_per_beat=steps_per_beat,
+        tempos=tempos,
+        meters=meters,
+        name=name,
+        ticks_per_beat=ticks_per_beat,
+        dropped_notes=dropped,
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Writing.
+
+
+def _write_resolution(piece: Piece) -> int:
+    """Ticks per beat for `write`: the piece's own if the step grid fits it exactly, else 480
+    (or the nearest multiple of steps_per_beat), so every step lands on a whole tick."""
+    spb = piece.steps_per_beat
+    if piece.ticks_per_beat and piece.ticks_per_beat % spb == 0 and piece.ticks_per_beat < 32768:
+        return int(piece.ticks_per_beat)
+    if DEFAULT_TICKS_PER_BEAT % spb == 0:
+        return DEFAULT_TICKS_PER_BEAT
+    return spb * max(1, round(DEFAULT_TICKS_PER_BEAT / spb))
+
+
+def _delta_track(events: Iterable[tuple[int, mido.Message | mido.MetaMessage]]) -> mido.MidiTrack:
+    """Absolute-tick events (already sorted) -> a track with delta times."""
+    track = mido.MidiTrack()
+    previous = 0
+    for tick, msg in events:
+        track.append(msg.copy(time=tick - previous))
+        previous = tick
+    return track
+
+
+def note_intervals(state: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The notes of a state (T, N, 2) as intervals: (start step, end step, note index) int64.
+
+    A note starts where articulate is 1 (while playing) or where play starts without it, and
+    ends where play stops or at the next articulation of its pitch. Articulate without play is
+    ignored. Sorted by start, then note index.
+    """
+    state = np.asarray(state)
+    play = state[..., 0] > 0
+    onset = play & (state[..., 1] > 0)
+    onset[1:] |= play[1:] & ~play[:-1]
+    onset[:1] |= play[:1]
+    n_steps, n_notes = play.shape
+    # A note ends at the first step after it that is silent or a new onset (T if none).
+    boundary = np.vstack([onset[1:] | ~play[1:], np.ones((1, n_notes), dtype=bool)])
+    step_index = np.where(boundary, np.arange(1, n_steps + 1)[:, None], n_steps + 1)
+    next_boundary = np.minimum.accumulate(step_index[::-1], axis=0)[::-1]
+    starts, notes = np.nonzero(onset)
+    ends = next_boundary[starts, notes]
+    return starts.astype(np.int64), ends.astype(np.int64), notes.astype(np.int64)
+
+
+def write(piece: Piece, path: str | os.PathLike, *, velocity: int = 80) -> Path:
+    """Write a piece as a format 1 MIDI file (atomically: temp file + rename). Returns the path.
+
+    Track 0 holds the track name, tempo and time-signature changes at their steps; track 1
+    the notes, all on channel 1 with the given velocity (1..127), each closed by a note-off
+    (including those still sounding at the last step). Both tracks end at step T, so trailing
+    rests are kept; tempo or meter changes after step 0 at or past step T are left out.
+    Resolution: the piece's ticks per beat when it is a multiple of
+    steps_per_beat, otherwise 480 (or the nearest multiple of steps_per_beat).
+
+    Raises:
+        MidiError: the piece cannot be represented in MIDI (pitches outside 0..127, a meter
+            denominator that is not a power of two, a bad velocity or tempo).
+    """
+    path = Path(path)
+    label = piece.name or path.name
+    state = np.asarray(piece.state)
+    if state.ndim != 3 or state.shape[-1] != 2:
+        raise MidiError(f"{label}: expected a state of shape (steps, notes, 2), got {state.shape}")
+    if piece.lowest < 0 or piece.lowest + state.shape[1] > 128:
+        raise MidiError(
+            f"{label}: pitches {piece.lowest}..{piece.lowest + state.shape[1] - 1} are outside "
+            "MIDI's 0..127"
+        )
+    if not 1 <= velocity <= 127:
+        raise MidiError(f"{label}: velocity must be 1..127, got {velocity}")
+    ticks_per_beat = _write_resolution(piece)
+    ticks_per_step = ticks_per_beat // piece.steps_per_beat
+    end_tick = piece.n_steps * ticks_per_step
+
+    meta: list[tuple[int, int, mido.MetaMessage]] = []
+    if piece.name:
+        meta.append((0, 0, mido.MetaMessage("track_name", name=piece.name)))
+    for step, bpm in piece.tempos:
+        if step > 0 and step >= piece.n_steps:
+            continue  # after the last step: `read` would drop it anyway
+        if not 0 < bpm < math.inf or 60_000_000 / bpm > 0xFFFFFF:
+            raise MidiError(f"{label}: tempo {bpm} bpm cannot be written to MIDI")
+        tempo = max(1, round(60_000_000 / bpm))
+        meta.append((step * ticks_per_step, 1, mido.MetaMessage("set_tempo", tempo=tempo)))
+    for step, numerator, denominator in piece.meters:
+        if step > 0 and step >= piece.n_steps:
+            continue
+        if denominator < 1 or denominator & (denominator - 1) or not 1 <= numerator <= 255:
+            raise MidiError(f"{label}: meter {numerator}/{denominator} cannot be written to MIDI")
+        message = mido.MetaMessage("time_signature", numerator=numerator, denominator=denominator)
+        meta.append((step * ticks_per_step, 1, message))
+    meta.sort(key=lambda event: event[:2])
+    conductor = _delta_track((tick, msg) for tick, _, msg in meta)
+    conductor_end = sum(msg.time for msg in conductor)
+    conductor.append(mido.MetaMessage("end_of_track", time=end_tick - conductor_end))
+
+    starts, ends, notes = note_intervals(state)
+    pitches = notes + piece.lowest
+    # Note-offs before note-ons at the same tick, so a re-struck note is not cut short.
+    event_ticks = np.concatenate([ends, starts]) * ticks_per_step
+    event_is_on = np.concatenate([np.zeros(len(ends), bool), np.ones(len(starts), bool)])
+    event_pitch = np.concatenate([pitches, pitches])
+    order = np.lexsort((event_pitch, event_is_on, event_ticks))
+    notes_track = mido.MidiTrack()
+    previous = 0
+    for tick, is_on, pitch in zip(
+        event_ticks[order].tolist(),
+        event_is_on[order].tolist(),
+        event_pitch[order].tolist(),
+        strict=True,
+    ):
+        kind = "note_on" if is_on else "note_off"
+        notes_track.append(
+            mido.Message(kind, note=pitch, velocity=velocity if is_on else 0, time=tick - previous)
+        )
+        previous = tick
+    notes_track.append(mido.MetaMessage("end_of_track", time=end_tick - previous))
+
+    midi_file = mido.MidiFile(type=1, ticks_per_beat=ticks_per_beat)
+    midi_file.tracks.extend([conductor, notes_track])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(handle, "wb") as temp_file:
+            midi_file.save(file=temp_file)
+        os.replace(temp_name, path)
+    except BaseException:
+        Path(temp_name).unlink(missing_ok=True)
+        raise
+    return path
