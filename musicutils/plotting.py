@@ -1,0 +1,192 @@
+"""Piano-roll pictures of a `Piece`, a bare note-state array or a model's probabilities.
+
+    ax = plot_piano_roll(piece)                        # notes, bar and beat lines
+    plot_piano_roll(probs, truth=piece, lowest=24)     # predicted P(play) with the true notes
+    save_piano_roll(piece, "roll.png")                 # what `python -m musicutils roll` does
+
+Time runs left to right in steps, labelled in bars; pitch bottom to top with the C's named
+(middle C = C4 = MIDI 60). A note is a bar from its onset to its end; its first step is drawn
+darker, so two repeated quarter notes and one half note look different.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from . import midi
+
+__all__ = ["plot_piano_roll", "save_piano_roll"]
+
+NOTE_COLOR = "#4c72b0"
+ONSET_COLOR = "#1b2a49"
+TRUTH_COLOR = "#d62728"
+_BLACK_KEYS = {1, 3, 6, 8, 10}
+
+
+def _as_roll(piece_or_state, lowest, steps_per_beat, meters):
+    """(array, lowest, steps_per_beat, meters, name) from a Piece or a bare array."""
+    if isinstance(piece_or_state, midi.Piece):
+        p = piece_or_state
+        return (np.asarray(p.state), p.lowest if lowest is None else lowest,
+                steps_per_beat or p.steps_per_beat, meters or p.meters, p.name)
+    array = np.asarray(piece_or_state)
+    if array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[-1] != 2):
+        raise ValueError(
+            f"expected a Piece, a state (steps, notes, 2) or probabilities (steps, notes); "
+            f"got shape {array.shape}"
+        )
+    return (array, midi.DEFAULT_LOWEST if lowest is None else lowest, steps_per_beat or 4,
+            meters or [(0, 4, 4)], "")
+
+
+def _note_boxes(state: np.ndarray, lowest: int, gap: float = 0.12):
+    """Vertices (K, 4, 2) of the note bars and of their darker onset marks (the first step,
+    or half of a one-step note). A small gap before each onset separates repeated notes."""
+    starts, ends, notes = midi.note_intervals(state)
+    starts = starts + gap
+    pitch = (notes + lowest).astype(float)
+    lo, hi = pitch - 0.42, pitch + 0.42
+
+    def boxes(x0, x1):
+        return np.stack([np.stack([x0, lo], -1), np.stack([x1, lo], -1),
+                         np.stack([x1, hi], -1), np.stack([x0, hi], -1)], axis=1)
+
+    onset_end = starts + np.minimum(1.0 - gap, (ends - starts) / 2)
+    return boxes(starts, ends), boxes(starts, onset_end), pitch
+
+
+def plot_piano_roll(
+    piece_or_state,
+    *,
+    ax=None,
+    lowest: int | None = None,
+    steps_per_beat: int | None = None,
+    meters: list[tuple[int, int, int]] | None = None,
+    title: str | None = None,
+    truth=None,
+    crop: bool = True,
+    margin: int = 2,
+):
+    """Draw a piano roll and return the matplotlib Axes.
+
+    Args:
+        piece_or_state: a `midi.Piece`; a state array (T, N, 2) (channel 0 play, 1 articulate);
+            or a float array (T, N) of probabilities, drawn as a heat map from 0 (white) to 1.
+        ax: Axes to draw into; a new figure when None.
+        lowest: MIDI pitch of note index 0 (default: the piece's, else 24).
+        steps_per_beat: steps per quarter note (default: the piece's, else 4).
+        meters: [(step, numerator, denominator)] for bar and beat lines (default: the
+            piece's, else 4/4).
+        title: the title (default: the piece's name).
+        truth: with probabilities, the true notes (a Piece or state (T, N, 2)) drawn as
+            outlines on the heat map.
+        crop: show only the pitches used, plus `margin` semitones each side (at least an
+            octave); False shows the whole range N.
+        margin: semitones of space above and below the used range when cropping.
+
+    Returns:
+        The Axes.
+    """
+    from matplotlib.collections import PolyCollection
+
+    array, lowest, steps_per_beat, meters, name = _as_roll(
+        piece_or_state, lowest, steps_per_beat, meters)
+    if ax is None:
+        import matplotlib.pyplot as plt
+
+        _, ax = plt.subplots(figsize=(12, 4.5), layout="constrained")
+    n_steps, n_notes = array.shape[:2]
+    used = np.zeros(n_notes, dtype=bool)
+
+    if array.ndim == 2:  # probabilities
+        image = ax.imshow(array.T.astype(float), origin="lower", aspect="auto", cmap="Blues",
+                          vmin=0.0, vmax=1.0, interpolation="nearest",
+                          extent=(0, n_steps, lowest - 0.5, lowest + n_notes - 0.5))
+        ax.figure.colorbar(image, ax=ax, label="probability", pad=0.01, fraction=0.03)
+        used |= (array > 0.25).any(axis=0)
+        if truth is not None:
+            truth_state = truth.state if isinstance(truth, midi.Piece) else np.asarray(truth)
+            if truth_state.shape[:2] != array.shape:
+                raise ValueError(f"truth has shape {truth_state.shape[:2]}, probabilities "
+                                 f"{array.shape}")
+            bars, onsets, _ = _note_boxes(truth_state, lowest)
+            ax.add_collection(PolyCollection(bars, facecolors="none", edgecolors=TRUTH_COLOR,
+                                             linewidths=0.8, label="true notes"))
+            ax.add_collection(PolyCollection(onsets, facecolors=TRUTH_COLOR, edgecolors="none",
+                                             alpha=0.8))
+            used |= truth_state[..., 0].any(axis=0)
+    else:  # a note-state
+        bars, onsets, _ = _note_boxes(array, lowest)
+        ax.add_collection(PolyCollection(bars, facecolors=NOTE_COLOR, edgecolors="none"))
+        ax.add_collection(PolyCollection(onsets, facecolors=ONSET_COLOR, edgecolors="none"))
+        used |= array[..., 0].astype(bool).any(axis=0)
+
+    # Pitch range: the used notes plus a margin, at least an octave, inside the window.
+    if crop and used.any():
+        first, last = np.flatnonzero(used)[[0, -1]] + lowest
+        first, last = first - margin, last + margin
+        if last - first < 12:
+            pad = (12 - (last - first)) / 2
+            first, last = first - int(np.ceil(pad)), last + int(np.floor(pad))
+        first, last = max(first, lowest), min(last, lowest + n_notes - 1)
+    else:
+        first, last = lowest, lowest + n_notes - 1
+    ax.set_ylim(first - 0.5, last + 0.5)
+    ax.set_xlim(0, max(n_steps, 1))
+
+    # Black-key rows lightly shaded, as on a keyboard: one image, not a patch per row.
+    rows = np.arange(first, last + 1)
+    shade = np.isin(rows % 12, list(_BLACK_KEYS)).astype(float)[:, None]
+    ax.imshow(shade, origin="lower", aspect="auto", cmap="Greys", vmin=0, vmax=12,
+              extent=(0, max(n_steps, 1), first - 0.5, last + 0.5), zorder=-2,
+              interpolation="nearest")
+    cs = rows[rows % 12 == 0]
+    ax.set_yticks(cs, [midi.note_name(p) for p in cs])
+    ax.set_ylabel("pitch")
+
+    # Bar lines (dark) and beat lines (light) from the meters.
+    position = midi.bar_positions(meters, n_steps, steps_per_beat)
+    bar_starts = np.flatnonzero(position == 0)
+    beats = np.flatnonzero((position % steps_per_beat == 0) & (position != 0))
+    if len(beats) <= 600:
+        ax.vlines(beats, first - 0.5, last + 0.5, colors="0.85", linewidths=0.5, zorder=-1)
+    ax.vlines(bar_starts, first - 0.5, last + 0.5, colors="0.45", linewidths=0.8, zorder=-1)
+    # A short first bar before a meter change is a pickup: number it 0, as musicians do.
+    meters = sorted(meters)
+    pickup = len(meters) > 1 and 0 < meters[1][0] < midi.steps_per_bar(
+        meters[1][1], meters[1][2], steps_per_beat) and meters[0][0] == 0
+    every = max(1, int(np.ceil(len(bar_starts) / 24)))
+    labelled = bar_starts[::every]
+    first_number = 0 if pickup else 1
+    ax.set_xticks(labelled, [str(i * every + first_number) for i in range(len(labelled))])
+    ax.set_xlabel(f"bar ({steps_per_beat} steps per quarter note)")
+    ax.set_title(name if title is None else title)
+    return ax
+
+
+def save_piano_roll(piece_or_state, path: str | os.PathLike, *, dpi: int = 100, **kw) -> Path:
+    """Draw `plot_piano_roll(piece_or_state, **kw)` into a PNG, written atomically.
+
+    Uses a bare matplotlib Figure (no pyplot), so it works without a display and leaves any
+    open notebook figures alone. Returns the path.
+    """
+    from matplotlib.figure import Figure
+
+    path = Path(path)
+    n_steps = np.asarray(getattr(piece_or_state, "state", piece_or_state)).shape[0]
+    figure = Figure(figsize=(min(24.0, max(8.0, n_steps / 32)), 4.5), layout="constrained")
+    plot_piano_roll(piece_or_state, ax=figure.add_subplot(), **kw)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}-", suffix=".png.tmp")
+    try:
+        with os.fdopen(fd, "wb") as file:
+            figure.savefig(file, format="png", dpi=dpi)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
