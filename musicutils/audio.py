@@ -150,6 +150,7 @@ def write_wav(piece_or_state, path: str | os.PathLike, *, sample_rate: int = SAM
             out.setsampwidth(2)
             out.setframerate(sample_rate)
             out.writeframes(pcm.tobytes())
+        os.chmod(tmp, 0o644)  # mkstemp makes it private; this is a normal output file
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

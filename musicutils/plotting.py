@@ -185,6 +185,7 @@ def save_piano_roll(piece_or_state, path: str | os.PathLike, *, dpi: int = 100, 
     try:
         with os.fdopen(fd, "wb") as file:
             figure.savefig(file, format="png", dpi=dpi)
+        os.chmod(tmp, 0o644)  # mkstemp makes it private; this is a normal output file
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -154,6 +154,7 @@ def _save_atomic(midi: mido.MidiFile, path: Path) -> None:
     try:
         with os.fdopen(fd, "wb") as file:
             midi.save(file=file)
+        os.chmod(tmp, 0o644)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
