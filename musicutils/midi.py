@@ -27,7 +27,8 @@ How `read` decides, in the terms of a musician:
 - Length. ``T`` is the end of the longest track, in steps (rounded), or the end of the last
   note if that is later; so trailing rests survive and a file without notes still has a
   length (possibly 0).
-- Tempo and meter. Every change is kept, at its rounded step; of several changes on the same
+- Tempo and meter. Every change is kept, at its rounded step (corrupt ones, a tempo of 0 or
+  a meter n/0, are skipped); of several changes on the same
   step the last wins and repeats of the value in force are dropped. Before the first change,
   MIDI's defaults apply (120 bpm, 4/4), so the lists always start at step 0. Changes at or
   after step ``T`` are dropped.
@@ -299,7 +300,8 @@ def _load_midifile(data: bytes, name: str) -> mido.MidiFile:
         if kind == b"MTrk":
             chunks.append(data[position : body_start + length])
         elif not kind.isascii() or not kind.decode("ascii").isprintable():
-            raise MidiError(f"{name}: unreadable data after track {len(chunks)}")
+            where = f"after track {len(chunks)}" if chunks else "where the first track should be"
+            raise MidiError(f"{name}: unreadable data {where}")
         position = body_start + length
     if not chunks:
         raise MidiError(f"{name}: the file has no tracks")
@@ -409,16 +411,17 @@ def _piece_from_midifile(
     max_steps: int,
 ) -> Piece:
     ticks_per_beat = int(mid.ticks_per_beat)
-    # One pass over the messages (unavoidable with mido); everything after is numpy.
-    note_ticks: list[int] = []
-    note_keys: list[int] = []  # (track * 16 + channel) * 128 + pitch: who pairs with whom
-    note_is_on: list[bool] = []
+    # One pass over the messages (unavoidable with mido) pairs note-ons with note-offs;
+    # everything after works on numpy arrays of note intervals.
+    note_starts: list[int] = []  # ticks
+    note_ends: list[int] = []  # ticks; -1 = still sounding when its track ended
+    note_pitches: list[int] = []
     tempo_changes: list[tuple[int, int, tuple]] = []
     meter_changes: list[tuple[int, int, tuple]] = []
     end_tick = 0
     for track_index, track in enumerate(mid.tracks):
         tick = 0
-        key_base = track_index * 16
+        sounding: dict[int, list[int]] = {}  # channel * 128 + pitch -> start ticks
         for msg in track:
             tick += msg.time
             kind = msg.type
@@ -426,53 +429,52 @@ def _piece_from_midifile(
                 channel = msg.channel
                 if channel == DRUM_CHANNEL:
                     continue
-                note_ticks.append(tick)
-                note_keys.append((key_base + channel) * 128 + msg.note)
-                note_is_on.append(kind == "note_on" and msg.velocity > 0)
+                key = channel * 128 + msg.note
+                if kind == "note_on" and msg.velocity > 0:
+                    sounding.setdefault(key, []).append(tick)
+                    continue
+                starts = sounding.pop(key, None)
+                if not starts:
+                    continue  # a note-off for nothing
+                # A note-off ends every sounding instance of its pitch on its channel, except
+                # notes struck at this very tick when older ones sound too: then the off is
+                # meant for the older ones (some sequencers write the new note-on first).
+                if starts[-1] == tick and starts[0] < tick:
+                    sounding[key] = [start for start in starts if start == tick]
+                    starts = [start for start in starts if start < tick]
+                note_starts.extend(starts)
+                note_ends.extend([tick] * len(starts))
+                note_pitches.extend([msg.note] * len(starts))
             elif kind == "set_tempo":
-                tempo_changes.append((tick, track_index, (60_000_000 / msg.tempo,)))
+                if msg.tempo > 0:  # a tempo of 0 microseconds per beat means nothing: skip it
+                    tempo_changes.append((tick, track_index, (60_000_000 / msg.tempo,)))
             elif kind == "time_signature":
-                meter_changes.append((tick, track_index, (msg.numerator, msg.denominator)))
+                if msg.numerator > 0 and msg.denominator <= 256:  # else corrupt: skip it
+                    meter_changes.append((tick, track_index, (msg.numerator, msg.denominator)))
+        for key, starts in sounding.items():
+            note_starts.extend(starts)
+            note_ends.extend([-1] * len(starts))
+            note_pitches.extend([key % 128] * len(starts))
         end_tick = max(end_tick, tick)
 
     # Length guard before any array of steps exists: every tick is <= end_tick.
-    tick_limit = max_steps * ticks_per_beat // steps_per_beat + ticks_per_beat
-    if end_tick > tick_limit:
-        n_steps = (
-            int(_quantise(np.int64(end_tick), ticks_per_beat, steps_per_beat))
-            if end_tick < 2**58
-            else end_tick * steps_per_beat // ticks_per_beat
-        )
+    n_steps = (2 * end_tick * steps_per_beat + ticks_per_beat) // (2 * ticks_per_beat)
+    if n_steps > max_steps:
         raise MidiError(
             f"{name}: the piece is too long ({n_steps} steps > limit of {max_steps}; "
             "pass max_steps=... to allow it)"
         )
 
-    ticks = np.asarray(note_ticks, dtype=np.int64)
-    keys = np.asarray(note_keys, dtype=np.int64)
-    is_on = np.asarray(note_is_on, dtype=bool)
-    # Sort by (track, channel, pitch), keeping file order within each: a stable sort.
-    order = np.argsort(keys, kind="stable")
-    ticks, keys, is_on = ticks[order], keys[order], is_on[order]
-    count = len(ticks)
-    # For every event, the index of the first note-off at or after it (count if none).
-    off_index = np.where(~is_on, np.arange(count), count)
-    next_off = np.minimum.accumulate(off_index[::-1])[::-1] if count else off_index
-    on = np.flatnonzero(is_on)
-    closing = next_off[on]
-    closed = closing < count
-    closed[closed] = keys[closing[closed]] == keys[on[closed]]
-    starts = ticks[on]
-    ends = np.full(len(on), end_tick, dtype=np.int64)  # still sounding: closed at the end
-    ends[closed] = ticks[closing[closed]]
-    pitches = keys[on] % 128
+    starts = np.asarray(note_starts, dtype=np.int64)
+    ends = np.asarray(note_ends, dtype=np.int64)
+    ends[ends < 0] = end_tick  # notes still sounding at the end of their track: close them
+    pitches = np.asarray(note_pitches, dtype=np.int64)
     in_range = (pitches >= lowest) & (pitches < highest)
     dropped = int(len(pitches) - in_range.sum())
     starts, ends, pitches = starts[in_range], ends[in_range], pitches[in_range] - lowest
 
     first_step = _quantise(starts, ticks_per_beat, steps_per_beat)
     last_step = np.maximum(_quantise(ends, ticks_per_beat, steps_per_beat), first_step + 1)
-    n_steps = int(_quantise(np.int64(end_tick), ticks_per_beat, steps_per_beat))
     if len(last_step):
         n_steps = max(n_steps, int(last_step.max()))
     if n_steps > max_steps:
@@ -482,22 +484,18 @@ def _piece_from_midifile(
         )
 
     n_notes = highest - lowest
-    # Play: +1 where a note starts, -1 where it ends, running sum over time > 0.
-    changes = np.bincount(
-        np.concatenate([first_step * n_notes + pitches, last_step * n_notes + pitches]),
-        weights=np.concatenate([np.ones(len(pitches)), -np.ones(len(pitches))]),
-        minlength=(n_steps + 1) * n_notes,
-    ).reshape(n_steps + 1, n_notes)
+    # Play: +1 where a note starts, -1 where it ends; the running sum over time is the number
+    # of instances sounding, so overlapping notes of one pitch need no special case.
+    starts_minus_ends = np.zeros((n_steps + 1, n_notes), dtype=np.int32)
+    np.add.at(starts_minus_ends, (first_step, pitches), 1)
+    np.add.at(starts_minus_ends, (last_step, pitches), -1)
     state = np.zeros((n_steps, n_notes, 2), dtype=np.uint8)
-    state[..., 0] = np.cumsum(changes[:-1], axis=0) > 0.5
+    state[..., 0] = np.cumsum(starts_minus_ends[:-1], axis=0, dtype=np.int32) > 0
     state[first_step, pitches, 1] = 1
 
-    tempos = [
-        (step, bpm)
-        for step, bpm in _changes_to_steps(
-            tempo_changes, ticks_per_beat, steps_per_beat, n_steps, (DEFAULT_BPM,)
-        )
-    ]
+    tempos = _changes_to_steps(
+        tempo_changes, ticks_per_beat, steps_per_beat, n_steps, (DEFAULT_BPM,)
+    )
     meters = _changes_to_steps(
         meter_changes, ticks_per_beat, steps_per_beat, n_steps, DEFAULT_METER
     )
