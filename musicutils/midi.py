@@ -58,6 +58,7 @@ __all__ = [
     "describe",
     "duration_seconds",
     "from_state",
+    "note_intervals",
     "note_name",
     "read",
     "steps_per_bar",
@@ -262,8 +263,9 @@ def describe(piece: Piece) -> str:
 def _load_midifile(data: bytes, name: str) -> mido.MidiFile:
     """Check the chunk structure ourselves (clear messages), then let mido parse the tracks.
 
-    Unknown chunks are skipped, as the standard asks; a declared track count that disagrees
-    with the chunks found is tolerated (we use the chunks found).
+    Unknown chunks are skipped, as the standard asks. Like mido, we stop after the number of
+    tracks the header declares (anything after them is ignored); a file with fewer tracks
+    than declared is read with the tracks it has.
     """
     if len(data) == 0:
         raise MidiError(f"{name}: the file is empty")
@@ -271,7 +273,7 @@ def _load_midifile(data: bytes, name: str) -> mido.MidiFile:
         raise MidiError(f"{name}: not a MIDI file (it does not start with 'MThd')")
     if len(data) < 14:
         raise MidiError(f"{name}: the file is truncated inside its header")
-    header_length, fmt, _declared_tracks, division = struct.unpack(">IHHH", data[4:14])
+    header_length, fmt, declared_tracks, division = struct.unpack(">IHHH", data[4:14])
     if header_length < 6:
         raise MidiError(f"{name}: header chunk is {header_length} bytes long, expected 6")
     if fmt not in (0, 1, 2):
@@ -289,7 +291,7 @@ def _load_midifile(data: bytes, name: str) -> mido.MidiFile:
     if position > len(data):
         raise MidiError(f"{name}: the file is truncated inside its header")
     chunks = []
-    while position + 8 <= len(data):
+    while position + 8 <= len(data) and len(chunks) < declared_tracks:
         kind, length = struct.unpack(">4sI", data[position : position + 8])
         body_start = position + 8
         if body_start + length > len(data):
@@ -590,7 +592,9 @@ def write(piece: Piece, path: str | os.PathLike, *, velocity: int = 80) -> Path:
 
     meta: list[tuple[int, int, mido.MetaMessage]] = []
     if piece.name:
-        meta.append((0, 0, mido.MetaMessage("track_name", name=piece.name)))
+        # MIDI text is Latin-1 (mido's charset): replace what it cannot hold.
+        title = piece.name.encode("latin-1", "replace").decode("latin-1")
+        meta.append((0, 0, mido.MetaMessage("track_name", name=title)))
     for step, bpm in piece.tempos:
         if step > 0 and step >= piece.n_steps:
             continue  # after the last step: `read` would drop it anyway
@@ -639,6 +643,7 @@ def write(piece: Piece, path: str | os.PathLike, *, velocity: int = 80) -> Path:
     try:
         with os.fdopen(handle, "wb") as temp_file:
             midi_file.save(file=temp_file)
+        os.chmod(temp_name, 0o644)  # mkstemp makes it private; this is a normal output file
         os.replace(temp_name, path)
     except BaseException:
         Path(temp_name).unlink(missing_ok=True)

@@ -284,7 +284,9 @@ MALFORMED = {
     "data byte over 127": raw_midi(track_chunk(b"\x00\x90\xbc\x40\x00\xff\x2f\x00")),
     "meta length beyond the track": raw_midi(track_chunk(b"\x00\xff\x01\x7f\x41")),
     "unterminated delta time": raw_midi(track_chunk(b"\xff\xff\xff\xff\xff")),
-    "garbage after a track": raw_midi(track_chunk(MIDDLE_C_EVENTS) + b"\x01\x02\xff\xfe\0\0\0\0"),
+    "garbage instead of a track": raw_midi(
+        track_chunk(MIDDLE_C_EVENTS), b"\x01\x02\xff\xfe\0\0\0\0", n_tracks=2
+    ),
 }
 
 
@@ -317,6 +319,18 @@ def test_malformed_bytes_from_a_fuzzer_only_ever_raise_midi_error():
         outcomes["read"] += 1
         assert piece.state.dtype == np.uint8 and piece.state.ndim == 3
     assert min(outcomes.values()) > 50, outcomes  # both paths were exercised
+
+
+def test_unknown_chunks_and_data_after_the_declared_tracks_are_ignored():
+    expected = midi.read(raw_midi())
+    unknown_chunk = track_chunk(b"xyz").replace(b"MTrk", b"XFIH")
+    for data in [
+        raw_midi(unknown_chunk, track_chunk(MIDDLE_C_EVENTS), n_tracks=1),
+        raw_midi() + b"\x01\x02\xff\xfe\0\0\0\0 trailing junk",
+        raw_midi(track_chunk(MIDDLE_C_EVENTS), n_tracks=3),  # fewer tracks than declared
+    ]:
+        np.testing.assert_array_equal(midi.read(data).state, expected.state)
+    assert expected.note_count == 1 and expected.n_steps == 4
 
 
 def test_a_missing_file_raises_oserror(tmp_path):
@@ -403,10 +417,17 @@ def test_write_is_atomic_and_valid(tmp_path):
     out = midi.write(piece, tmp_path / "sub" / "out.mid")
     assert out == tmp_path / "sub" / "out.mid"
     assert [p.name for p in out.parent.iterdir()] == ["out.mid"]  # no temp file left
+    assert out.stat().st_mode & 0o777 == 0o644
     written = mido.MidiFile(out)
     assert written.type == 1 and written.ticks_per_beat == 480
     types = [m.type for m in written.tracks[0]]
     assert {"set_tempo", "time_signature", "end_of_track"} <= set(types)
+
+
+def test_write_accepts_any_piece_name(tmp_path):
+    piece = midi.from_state(np.ones((2, 3, 2), np.uint8), name="Bach – Choral № 1 ♪")
+    back = midi.read(midi.write(piece, tmp_path / "x.mid"), lowest=24, highest=27)
+    np.testing.assert_array_equal(back.state, piece.state)
 
 
 def test_write_refuses_what_midi_cannot_hold(tmp_path):
