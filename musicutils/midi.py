@@ -144,16 +144,14 @@ def bar_positions(
     section 0..15 on a sixteenth-note grid. `start` lets a composition carry on the count after a
     primer.
     """
-    steps = np.arange(start, start + n_steps)
-    positions = np.zeros(n_steps, dtype=np.int32)
     meters = sorted(meters) or [(0, *DEFAULT_METER)]
-    bounds = [m[0] for m in meters[1:]] + [np.iinfo(np.int64).max]
-    for (first, num, den), end in zip(meters, bounds, strict=True):
-        inside = (steps >= first) & (steps < end)
-        if first == meters[0][0]:
-            inside |= steps < first  # steps before the first meter use it too
-        positions[inside] = (steps[inside] - first) % steps_per_bar(num, den, steps_per_beat)
-    return positions
+    firsts = np.array([first for first, _, _ in meters], dtype=np.int64)
+    lengths = np.array([steps_per_bar(n, d, steps_per_beat) for _, n, d in meters], np.int64)
+    steps = np.arange(start, start + n_steps, dtype=np.int64)
+    # The meter in force at each step; steps before the first meter use it too.
+    which = np.searchsorted(firsts, steps, side="right") - 1
+    which[which < 0] = np.searchsorted(firsts, firsts[0], side="right") - 1
+    return ((steps - firsts[which]) % lengths[which]).astype(np.int32)
 
 
 def from_state(

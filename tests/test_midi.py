@@ -581,3 +581,11 @@ def test_agrees_with_pretty_midi_piano_roll_on_bundled_chorales():
             roll = pm.get_piano_roll(fs=fs)[24:102].T > 0
             assert roll.shape == ours.state.shape[:2]
             np.testing.assert_array_equal(roll, ours.state[..., 0] > 0)
+
+
+def test_bar_positions_follow_meters_and_carry_on_after_a_start():
+    meters = [(2, 3, 4), (8, 6, 8)]  # at 2 steps per beat both bars are 6 steps long
+    assert midi.bar_positions(meters, 10, 2).tolist() == [4, 5, 0, 1, 2, 3, 4, 5, 0, 1]
+    assert midi.bar_positions([(0, 4, 4)], 4, 4, start=14).tolist() == [14, 15, 0, 1]
+    assert midi.bar_positions([], 3, 1).tolist() == [0, 1, 2]  # 4/4 when nothing is said
+    assert midi.bar_positions(meters, 0, 4).shape == (0,)
