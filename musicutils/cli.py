@@ -166,7 +166,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("evaluate", help="negative log-likelihood of a checkpoint on data")
     p.add_argument("--checkpoint", required=True, type=Path, metavar="RUN_DIR")
     p.add_argument("--data", required=True, type=Path, metavar="PATH")
-    p.add_argument("--split", choices=["train", "valid", "test"], default="test")
+    p.add_argument("--split", choices=["train", "valid", "test", "all"], default=None,
+                   help="pickle: train/valid/test (default test); MIDI folder: valid/train of "
+                        "the folder the run trained on (default valid), all for another folder")
     p.add_argument("--batch-size", type=int, default=8)
     p.set_defaults(handler=_cmd_evaluate)
 

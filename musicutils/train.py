@@ -1,0 +1,628 @@
+"""Training and evaluation of the biaxial model: one function for notebooks and the terminal.
+
+    result = train("data/chorales", "runs/chorales", epochs=20)     # notebook
+    python -m musicutils train --data data/chorales --out runs/chorales --epochs 20
+    python -m musicutils evaluate --checkpoint runs/chorales --data data/chorales --split valid
+
+The run folder (RUN_DIR) holds everything about a run:
+
+    config.json, model.weights.h5   the model with the BEST validation weights so far
+                                    (`model.load_model(RUN_DIR)` reads it; so does `generate`)
+    train.json                      the data path and every hyperparameter
+    log.csv                         one row per completed epoch: epoch, nll, play_nll, val_nll,
+                                    val_play_nll, seconds (NLL in nats per time step)
+    backup/                         the last completed epoch: weights + optimizer state
+                                    (epoch-NNNN.weights.h5) and state.json (epoch, early
+                                    stopping counters, log rows)
+
+Resuming. Every file is written atomically, and `backup/state.json` is written last: it is the
+commit point of an epoch. Kill the process at any moment and run the same command again: it
+restores the weights, the optimizer state, the early-stopping counters and the log of the last
+committed epoch and carries on from the next one; log.csv is rewritten from the committed rows,
+so it never repeats an epoch. The training data are a pure function of (seed, batch number)
+(`datasets.SegmentSampler.dataset`), so the resumed run draws the same batches the
+uninterrupted one would have. (Dropout masks are not replayed exactly.) Running again with a
+larger `--epochs` continues a finished run; other settings must match the folder's train.json.
+
+Likelihoods are in nats per time step, summed over the notes: `play_nll` counts the N play
+bits, `nll` adds the articulation bits of the notes that play (the training loss). Validation
+and `evaluate` score whole pieces (a silent step assumed before each), not random segments,
+so their numbers are comparable between epochs and runs.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from . import datasets
+from ._tf import keras, tf
+from .errors import CheckpointError, DataError
+from .midi import Piece
+
+__all__ = [
+    "LOG_COLUMNS",
+    "TrainResult",
+    "TrainSettings",
+    "evaluate",
+    "evaluate_checkpoint",
+    "evaluate_from_args",
+    "load_data",
+    "make_strategy",
+    "read_log",
+    "train",
+    "train_from_args",
+]
+
+#: Columns of RUN_DIR/log.csv, in order.
+LOG_COLUMNS = ("epoch", "nll", "play_nll", "val_nll", "val_play_nll", "seconds")
+
+_PICKLE_SUFFIXES = (".pickle", ".pkl")
+#: Settings that may differ when a run is resumed.
+_RESUMABLE_CHANGES = ("epochs", "patience", "strategy", "verbose")
+
+
+@dataclass
+class TrainSettings:
+    """Everything that defines a run (stored in RUN_DIR/train.json)."""
+
+    data: str
+    epochs: int = 50
+    steps_per_epoch: int = 100
+    batch_size: int = 10
+    segment_length: int = 128
+    time_sizes: list[int] = field(default_factory=lambda: [300, 300])
+    note_sizes: list[int] = field(default_factory=lambda: [100, 50])
+    dropout: float = 0.5
+    learning_rate: float = 1e-3
+    transpose: int = 0
+    validation_split: float = 0.1
+    patience: int = 10
+    seed: int = 0
+    strategy: str = "default"
+    verbose: int = 1
+
+
+@dataclass
+class TrainResult:
+    """What `train` returns.
+
+    Attributes:
+        run_dir: the run folder.
+        history: the rows of log.csv, as dicts (floats; NaN where there is no validation).
+        epochs_completed: epochs in the log.
+        best_epoch: the epoch (1-based, as in log.csv) whose weights are in RUN_DIR, or None.
+        best_val_nll: its validation NLL (nats/step), or None without validation pieces.
+        stopped_early: True when early stopping ended the run.
+        resumed_from: completed epochs found in the backup at the start (0 = fresh run).
+        model: the trained model holding the BEST weights.
+    """
+
+    run_dir: Path
+    history: list[dict]
+    epochs_completed: int
+    best_epoch: int | None
+    best_val_nll: float | None
+    stopped_early: bool
+    resumed_from: int
+    model: object = None
+
+
+# ---------------------------------------------------------------------------------------------
+# Data.
+
+
+def load_data(
+    data: str | os.PathLike,
+    *,
+    validation_split: float = 0.1,
+    seed: int = 0,
+    lowest: int | None = None,
+    highest: int | None = None,
+    verbose: int = 1,
+) -> dict[str, list[Piece]]:
+    """Pieces for training or evaluation from a MIDI folder or a benchmark pickle.
+
+    Args:
+        data: a folder of MIDI files, or a Boulanger-Lewandowski `.pickle`.
+        validation_split: for a folder, the fraction of pieces held out (`datasets.split_pieces`
+            with `seed`); a pickle keeps its own train/valid/test split.
+        seed: the split's seed.
+        lowest, highest: pitch window for MIDI folders (default: `data.load_corpus`'s 24..101).
+        verbose: print the corpus summary of a folder.
+
+    Returns:
+        {"train": [...], "valid": [...]} for a folder (also "all": every piece, in file order);
+        {"train", "valid", "test"} for a pickle.
+    """
+    path = Path(data)
+    if path.is_file() and path.suffix.lower() in _PICKLE_SUFFIXES:
+        return datasets.load_benchmark(path)
+    if path.is_file():
+        raise DataError(f"{path.name}: expected a folder of MIDI files or a .pickle benchmark")
+    if not path.exists():
+        raise DataError(f"{path}: no such folder or file")
+    from . import data as data_lib
+
+    window = {}
+    if lowest is not None:
+        window["lowest"] = lowest
+    if highest is not None:
+        window["highest"] = highest
+    corpus = data_lib.load_corpus(path, progress=verbose > 0, **window)
+    if verbose:
+        print(corpus.summary())
+    if not corpus.pieces:
+        raise DataError(f"{path}: no readable MIDI files")
+    train_pieces, valid_pieces = datasets.split_pieces(corpus.pieces, validation_split, seed)
+    return {"train": train_pieces, "valid": valid_pieces, "all": list(corpus.pieces)}
+
+
+# ---------------------------------------------------------------------------------------------
+# Scoring whole pieces.
+
+
+def _sums_fn(model):
+    """A tf.function: padded batch -> (play NLL sum, articulation NLL sum, real steps)."""
+
+    @tf.function(
+        input_signature=[
+            tf.TensorSpec([None, None, model.n_notes, 2], tf.uint8),
+            tf.TensorSpec([None, None], tf.int32),
+            tf.TensorSpec([None, None], tf.float32),
+        ],
+        reduce_retracing=True,
+    )
+    def sums(state, beat, mask):
+        logits = model({"state": state, "beat": beat}, training=False)
+        truth = tf.cast(state, tf.float32)
+        bits = tf.nn.sigmoid_cross_entropy_with_logits(labels=truth, logits=logits)
+        play = tf.reduce_sum(bits[..., 0], axis=-1)  # (B, T) nats
+        articulate = tf.reduce_sum(bits[..., 1] * truth[..., 0], axis=-1)  # only where played
+        return (tf.reduce_sum(play * mask), tf.reduce_sum(articulate * mask),
+                tf.reduce_sum(mask))
+
+    return sums
+
+
+def evaluate(model, pieces: list[Piece], *, batch_size: int = 8, max_steps: int = 16384,
+             _sums=None) -> dict:
+    """Negative log-likelihood of whole pieces under a model, in nats per time step.
+
+    Each piece is scored from its first step (a silent step assumed before it) to its last;
+    pieces are batched with padding (`datasets.padded_batches`) and the padded steps masked.
+    The per-step figure pools all steps: total NLL / total steps.
+
+    Returns:
+        {"nll": play + articulation, "play_nll": play bits only, "steps": steps scored,
+         "pieces": pieces scored}.
+    """
+    if not pieces:
+        return {"nll": float("nan"), "play_nll": float("nan"), "steps": 0, "pieces": 0}
+    lowest, n_notes = datasets.check_compatible(pieces, "evaluation data")
+    if (lowest, n_notes) != (model.lowest, model.n_notes):
+        raise DataError(
+            f"the model covers MIDI {model.lowest}..{model.lowest + model.n_notes - 1} but the "
+            f"data {lowest}..{lowest + n_notes - 1}"
+        )
+    sums = _sums or _sums_fn(model)
+    play = articulate = steps = 0.0
+    for state, beat, mask in datasets.padded_batches(pieces, batch_size=batch_size,
+                                                     max_steps=max_steps):
+        p, a, s = sums(tf.constant(state), tf.constant(beat), tf.constant(mask))
+        play += float(p)
+        articulate += float(a)
+        steps += float(s)
+    return {"nll": (play + articulate) / steps, "play_nll": play / steps, "steps": int(steps),
+            "pieces": len(pieces)}
+
+
+# ---------------------------------------------------------------------------------------------
+# Run folder helpers.
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    handle, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8", newline="") as f:
+            f.write(text)
+        os.chmod(temp, 0o644)  # mkstemp makes it private; these are ordinary files
+        os.replace(temp, path)
+    finally:
+        if os.path.exists(temp):
+            os.unlink(temp)
+
+
+def _log_text(rows: list[dict]) -> str:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(LOG_COLUMNS)
+    for row in rows:
+        writer.writerow(
+            [row["epoch"]] + [("" if _isnan(row[c]) else f"{row[c]:.6f}") for c in LOG_COLUMNS[1:]]
+        )
+    return buffer.getvalue()
+
+
+def _isnan(value) -> bool:
+    return value is None or (isinstance(value, float) and np.isnan(value))
+
+
+def read_log(run_dir: str | os.PathLike) -> list[dict]:
+    """The rows of RUN_DIR/log.csv as dicts (epoch int, the rest float; NaN for blanks)."""
+    path = Path(run_dir) / "log.csv"
+    if not path.exists():
+        return []
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    return [
+        {"epoch": int(r["epoch"]), **{c: float(r[c]) if r[c] else float("nan")
+                                      for c in LOG_COLUMNS[1:]}}
+        for r in rows
+    ]
+
+
+def make_strategy(name: str):
+    """"default": TensorFlow's default (one device). "mirrored": synchronous data parallelism
+    over every GPU, or over every logical CPU device when there is no GPU (useful only for
+    testing: real CPUs are already used by every op)."""
+    if name == "default":
+        return tf.distribute.get_strategy()
+    if name == "mirrored":
+        if tf.config.list_logical_devices("GPU"):
+            return tf.distribute.MirroredStrategy()
+        cpus = [d.name for d in tf.config.list_logical_devices("CPU")]
+        return tf.distribute.MirroredStrategy(devices=cpus)
+    raise DataError(f"unknown strategy {name!r}; use 'default' or 'mirrored'")
+
+
+class _RunCallback(keras.callbacks.Callback):
+    """Validation on whole pieces, early stopping, best checkpoint, log.csv and the backup.
+
+    Order at the end of each epoch: validate; save the best model if improved; rewrite log.csv;
+    write the backup weights; commit `backup/state.json` (the commit point); drop the older
+    backup weights.
+    """
+
+    def __init__(self, run_dir: Path, state: dict, valid: list[Piece], patience: int,
+                 batch_size: int, verbose: int):
+        super().__init__()
+        self.run_dir = run_dir
+        self.backup = run_dir / "backup"
+        self.state = state
+        self.valid = valid
+        self.patience = patience
+        self.batch_size = batch_size
+        self.verbose = verbose
+        self._sums = None
+        self._started = 0.0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._started = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        from . import model as model_lib
+
+        logs = logs if logs is not None else {}
+        if self.valid:
+            if self._sums is None:
+                self._sums = _sums_fn(self.model)
+            scores = evaluate(self.model, self.valid, batch_size=self.batch_size,
+                              _sums=self._sums)
+            logs["val_nll"] = scores["nll"]
+            logs["val_play_nll"] = scores["play_nll"]
+        row = {
+            "epoch": epoch + 1,
+            "nll": float(logs.get("loss", float("nan"))),
+            "play_nll": float(logs.get("play_nll", float("nan"))),
+            "val_nll": float(logs.get("val_nll", float("nan"))),
+            "val_play_nll": float(logs.get("val_play_nll", float("nan"))),
+            "seconds": time.perf_counter() - self._started,
+        }
+        state = self.state
+        # Without validation pieces the latest weights are the ones kept.
+        monitored = row["val_nll"] if self.valid else -float(epoch)
+        if state["best"] is None or monitored < state["best"]:
+            state.update(best=monitored, best_epoch=epoch + 1, wait=0)
+            model_lib.save_model(self.model, self.run_dir)
+        else:
+            state["wait"] += 1
+        state["rows"].append(row)
+        state["epoch"] = epoch + 1
+        _write_atomic(self.run_dir / "log.csv", _log_text(state["rows"]))
+
+        self.backup.mkdir(exist_ok=True)
+        weights = self.backup / f"epoch-{epoch + 1:04d}.weights.h5"
+        temp = self.backup / f".tmp-{os.getpid()}.weights.h5"
+        self.model.save_weights(temp, overwrite=True)  # the model and its optimizer's state
+        os.replace(temp, weights)
+        state["weights"] = weights.name
+        _write_atomic(self.backup / "state.json", json.dumps(state, indent=1))
+        for old in self.backup.glob("epoch-*.weights.h5"):
+            if old.name != weights.name:
+                old.unlink(missing_ok=True)
+
+        if self.valid and state["wait"] >= self.patience:
+            state["stopped_early"] = True
+            _write_atomic(self.backup / "state.json", json.dumps(state, indent=1))
+            self.model.stop_training = True
+            if self.verbose:
+                print(f"early stopping: no improvement for {self.patience} epochs; best epoch "
+                      f"{state['best_epoch']} (val_nll {state['best']:.4f})")
+
+
+def _read_state(run_dir: Path) -> dict | None:
+    path = run_dir / "backup" / "state.json"
+    if not path.exists():
+        return None
+    try:
+        state = json.loads(path.read_text())
+        if not (run_dir / "backup" / state["weights"]).exists():
+            raise KeyError("weights")
+    except (ValueError, KeyError, TypeError) as exc:
+        raise CheckpointError(
+            f"{path}: the resume state is broken ({exc}); delete {run_dir / 'backup'} to start "
+            "over"
+        ) from None
+    return state
+
+
+def _check_settings(run_dir: Path, settings: TrainSettings) -> None:
+    """Write train.json, or check that a resumed run uses the same settings."""
+    path = run_dir / "train.json"
+    current = asdict(settings)
+    if path.exists():
+        try:
+            stored = json.loads(path.read_text())
+        except ValueError as exc:
+            raise CheckpointError(f"{path}: unreadable ({exc})") from None
+        changed = [
+            key for key, value in current.items()
+            if key not in _RESUMABLE_CHANGES and stored.get(key) != value
+        ]
+        if changed:
+            key = changed[0]
+            raise CheckpointError(
+                f"{run_dir}: this run was started with {key}={stored.get(key)!r}, not "
+                f"{current[key]!r}; use the same settings to resume it, or a new --out folder"
+            )
+    elif (run_dir / "model.weights.h5").exists() or (run_dir / "config.json").exists():
+        raise CheckpointError(
+            f"{run_dir}: holds a model but no train.json (not a training run folder); "
+            "choose another --out folder"
+        )
+    _write_atomic(path, json.dumps(current, indent=1) + "\n")
+
+
+# ---------------------------------------------------------------------------------------------
+# Training.
+
+
+def train(
+    data: str | os.PathLike,
+    out: str | os.PathLike,
+    *,
+    epochs: int = 50,
+    steps_per_epoch: int = 100,
+    batch_size: int = 10,
+    segment_length: int = 128,
+    time_sizes=(300, 300),
+    note_sizes=(100, 50),
+    dropout: float = 0.5,
+    learning_rate: float = 1e-3,
+    transpose: int = 0,
+    validation_split: float = 0.1,
+    patience: int = 10,
+    seed: int = 0,
+    strategy: str = "default",
+    verbose: int = 1,
+) -> TrainResult:
+    """Train a biaxial model on a MIDI folder or benchmark pickle; resume the run if `out` has one.
+
+    Args:
+        data: a folder of MIDI files or a benchmark `.pickle` (train split for training, valid
+            split for validation).
+        out: the run folder (created); see the module docstring for its files.
+        epochs: total epochs of the run (a resumed run continues up to this number).
+        steps_per_epoch: batches per epoch.
+        batch_size: segments per batch (the global batch: split over the devices of a
+            distribution strategy).
+        segment_length: steps per training segment (starts on a bar line; shorter pieces are
+            left out of training, see `datasets`).
+        time_sizes, note_sizes: LSTM sizes of the time-axis and note-axis stacks.
+        dropout: dropout rate between layers (Johnson used 0.5).
+        learning_rate: Adam's learning rate.
+        transpose: augment by a random transposition within +-`transpose` semitones.
+        validation_split: for a folder, the fraction of whole pieces held out.
+        patience: stop after this many epochs without a lower validation NLL.
+        seed: seeds the split, the weights' initialisation and the data stream.
+        strategy: "default" or "mirrored" (`make_strategy`).
+        verbose: 0 silent, 1 progress bar and summaries, 2 one line per epoch.
+
+    Returns:
+        A `TrainResult` whose `model` holds the best weights (the ones saved in `out`).
+    """
+    from . import model as model_lib
+
+    run_dir = Path(out)
+    settings = TrainSettings(
+        data=str(data), epochs=int(epochs), steps_per_epoch=int(steps_per_epoch),
+        batch_size=int(batch_size), segment_length=int(segment_length),
+        time_sizes=[int(s) for s in time_sizes], note_sizes=[int(s) for s in note_sizes],
+        dropout=float(dropout), learning_rate=float(learning_rate), transpose=int(transpose),
+        validation_split=float(validation_split), patience=int(patience), seed=int(seed),
+        strategy=str(strategy), verbose=int(verbose),
+    )
+    for name in ("epochs", "steps_per_epoch", "batch_size", "segment_length", "patience"):
+        if getattr(settings, name) < 1:
+            raise DataError(f"{name.replace('_', '-')} must be at least 1")
+    if not 0 <= settings.dropout < 1:
+        raise DataError(f"dropout must be in [0, 1), got {settings.dropout}")
+
+    pieces = load_data(data, validation_split=validation_split, seed=seed, verbose=verbose)
+    sampler = datasets.SegmentSampler(pieces["train"], segment_length)
+    valid = pieces["valid"]
+    if valid:
+        datasets.check_compatible(valid + pieces["train"], "training and validation data")
+    if verbose:
+        print(f"training: {sampler.describe()}")
+        print(f"validation: {len(valid)} whole pieces, {sum(p.n_steps for p in valid)} steps")
+
+    run_dir.mkdir(parents=True, exist_ok=True)
+    _check_settings(run_dir, settings)
+    state = _read_state(run_dir)
+    resumed_from = state["epoch"] if state else 0
+    if state is None:
+        state = {"epoch": 0, "best": None, "best_epoch": None, "wait": 0, "rows": [],
+                 "stopped_early": False, "weights": None}
+    # log.csv is a view of the committed rows: rewriting it drops any uncommitted epoch.
+    _write_atomic(run_dir / "log.csv", _log_text(state["rows"]))
+
+    def finished(stopped: bool) -> TrainResult:
+        best_model = model_lib.load_model(run_dir)
+        return TrainResult(
+            run_dir=run_dir, history=state["rows"], epochs_completed=state["epoch"],
+            best_epoch=state["best_epoch"],
+            best_val_nll=state["best"] if valid and state["best"] is not None else None,
+            stopped_early=stopped, resumed_from=resumed_from, model=best_model)
+
+    stopped = bool(valid) and state["wait"] >= settings.patience
+    if state["epoch"] >= settings.epochs or stopped:
+        if verbose:
+            why = "stopped early" if stopped else f"all {settings.epochs} epochs done"
+            print(f"{run_dir}: nothing to do ({why}); raise --epochs"
+                  + (" and --patience" if stopped else "") + " to train further")
+        return finished(stopped)
+
+    keras.utils.set_random_seed(settings.seed)
+    distribution = make_strategy(settings.strategy)
+    with distribution.scope():
+        model = model_lib.BiaxialModel(
+            n_notes=sampler.n_notes, lowest=sampler.lowest, time_sizes=settings.time_sizes,
+            note_sizes=settings.note_sizes, dropout=settings.dropout)
+        model.compile(optimizer=keras.optimizers.Adam(settings.learning_rate),
+                      loss=model_lib.BiaxialNLL(), metrics=[model_lib.PlayNLL()])
+        example, _ = next(iter(sampler.dataset(2, seed=seed).take(1)))
+        model(example, training=False)  # build the weights
+        if state["weights"]:
+            model.optimizer.build(model.trainable_variables)
+            model.load_weights(run_dir / "backup" / state["weights"])
+    if verbose and resumed_from:
+        print(f"resuming {run_dir} after epoch {resumed_from}")
+
+    train_data = sampler.dataset(
+        settings.batch_size, seed=settings.seed, transpose=settings.transpose,
+        first_batch=state["epoch"] * settings.steps_per_epoch)
+    callback = _RunCallback(run_dir, state, valid, settings.patience, settings.batch_size,
+                            verbose)
+    model.fit(train_data, epochs=settings.epochs, initial_epoch=state["epoch"],
+              steps_per_epoch=settings.steps_per_epoch, callbacks=[callback],
+              shuffle=False, verbose=verbose)
+    return finished(state.get("stopped_early", False))
+
+
+def train_from_args(args) -> TrainResult:
+    """The `python -m musicutils train` command."""
+    result = train(
+        args.data, args.out, epochs=args.epochs, steps_per_epoch=args.steps_per_epoch,
+        batch_size=args.batch_size, segment_length=args.segment_length,
+        time_sizes=args.time_sizes, note_sizes=args.note_sizes, dropout=args.dropout,
+        learning_rate=args.learning_rate, transpose=args.transpose,
+        validation_split=args.validation_split, patience=args.patience, seed=args.seed,
+        strategy=args.strategy, verbose=0 if args.quiet else 1,
+    )
+    if result.best_val_nll is not None:
+        print(f"best epoch {result.best_epoch}: validation NLL {result.best_val_nll:.4f} "
+              f"nats/step; model in {result.run_dir}")
+    else:
+        print(f"{result.epochs_completed} epochs; model in {result.run_dir}")
+    return result
+
+
+# ---------------------------------------------------------------------------------------------
+# Evaluation of a checkpoint.
+
+
+def evaluate_checkpoint(
+    checkpoint: str | os.PathLike,
+    data: str | os.PathLike,
+    *,
+    split: str | None = None,
+    batch_size: int = 8,
+) -> dict:
+    """Score a run folder's model on data (see `evaluate_from_args` for which pieces).
+
+    Returns:
+        `evaluate`'s dict plus "split" (the pieces scored, in words) and "derived" (True when
+        the articulation came from onsets, i.e. a benchmark pickle).
+    """
+    from . import model as model_lib
+
+    run_dir = Path(checkpoint)
+    model = model_lib.load_model(run_dir)
+    path = Path(data)
+    if path.is_file() and path.suffix.lower() in _PICKLE_SUFFIXES:
+        split = split or "test"
+        if split == "all":
+            raise DataError(f"{path.name}: choose one split (train, valid or test)")
+        pieces = datasets.load_benchmark(path)[split]
+        what, derived = f"{path.name}, {split} split", True
+    else:
+        trained_on = _trained_on(run_dir)
+        is_training_folder = trained_on is not None and Path(trained_on["data"]).resolve() == (
+            path.resolve())
+        split = split or ("valid" if is_training_folder else "all")
+        if split in ("train", "valid") and not is_training_folder:
+            raise DataError(
+                f"{path}: not the folder this run was trained on, so it has no {split} split; "
+                "use --split all"
+            )
+        if split == "test":
+            raise DataError(f"{path}: a MIDI folder has no test split; use --split all "
+                            "(a folder the model never saw) or --split valid")
+        validation = trained_on["validation_split"] if is_training_folder else 0.0
+        seed = trained_on["seed"] if is_training_folder else 0
+        pieces = load_data(path, validation_split=validation, seed=seed, lowest=model.lowest,
+                           highest=model.lowest + model.n_notes, verbose=0)[split]
+        what, derived = f"{path}, {split} pieces", False
+    scores = evaluate(model, pieces, batch_size=batch_size)
+    return {**scores, "split": what, "derived": derived}
+
+
+def _trained_on(run_dir: Path) -> dict | None:
+    path = run_dir / "train.json"
+    if not path.exists():
+        return None
+    try:
+        return json.loads(path.read_text())
+    except ValueError:
+        return None
+
+
+def evaluate_from_args(args) -> dict:
+    """The `python -m musicutils evaluate` command.
+
+    Which pieces: for a benchmark pickle, `--split` (default test). For a MIDI folder: the
+    folder the run was trained on gives `--split valid` (default; the held-out pieces, the same
+    split train.json recorded) or `train`; any other folder is scored whole (`--split all`).
+    Prints the NLL in nats per time step, play bits and play + articulation, and ends with
+    `nll_per_step=X` (play bits, the benchmark figure).
+    """
+    scores = evaluate_checkpoint(args.checkpoint, args.data, split=args.split,
+                                 batch_size=args.batch_size)
+    print(f"data: {scores['split']}: {scores['pieces']} pieces, {scores['steps']} steps")
+    print(f"play NLL:              {scores['play_nll']:.4f} nats/step "
+          f"(the benchmark figure; {scores['play_nll'] / np.log(2):.3f} bits)")
+    note = ("articulation derived from onsets" if scores["derived"]
+            else "the training objective")
+    print(f"play + articulate NLL: {scores['nll']:.4f} nats/step ({note})")
+    print(f"nll_per_step={scores['play_nll']:.6f}")
+    return scores
