@@ -5,8 +5,11 @@ This is the only module that knows about ticks: everything downstream counts tim
 
 Reading (`read`) turns every pitched note of a format 0 or 1 file into an interval of steps
 and paints those intervals into a `Piece.state` array with numpy; writing (`write`) turns a
-state array back into note-on/note-off pairs. For every valid state (articulate implies play),
-``read(write(piece))`` gives back the same state, tempos and meters.
+state array back into note-on/note-off pairs. For every valid state (articulate implies play,
+and a pitch that starts sounding is articulated there, as in every state `read` returns),
+``read(write(piece))`` gives back the same state, tempos and meters. `write` also accepts
+other states: play without articulate at a note's start is an onset, articulate without play
+is ignored.
 
 How `read` decides, in the terms of a musician:
 
@@ -20,8 +23,10 @@ How `read` decides, in the terms of a musician:
   Format 2 (independent sequences) is refused.
 - Notes. ``note_on`` with velocity 0 is a ``note_off``. Notes are paired per track, channel
   and pitch; a ``note_off`` ends *every* sounding instance of that pitch there (as pretty_midi
-  does). A note still sounding when its track ends is closed at the end of the piece. A note
-  struck while the same pitch already sounds is articulated again at its onset step.
+  does), except one struck at that very tick while an older one sounds (some sequencers write
+  the new note-on before the old note-off). A note still sounding when its track ends is
+  closed at the end of the piece. A note struck while the same pitch already sounds is
+  articulated again at its onset step.
 - Drums (MIDI channel 10, mido channel 9) are left out; so are notes outside
   ``[lowest, highest)`` (counted in `Piece.dropped_notes`).
 - Length. ``T`` is the end of the longest track, in steps (rounded), or the end of the last
@@ -32,6 +37,15 @@ How `read` decides, in the terms of a musician:
   step the last wins and repeats of the value in force are dropped. Before the first change,
   MIDI's defaults apply (120 bpm, 4/4), so the lists always start at step 0. Changes at or
   after step ``T`` are dropped.
+
+What this fixes in the original reader (``midi_to_statematrix.py`` of
+hexahedria/biaxial-rnn-music-composition): it started a new step only when
+``time % (resolution / 4) == resolution / 8``, which under Python 3 never holds unless the
+resolution is a multiple of 8 (the whole piece collapsed into one step); it stopped reading
+at the first time signature whose numerator was not 2 or 4; it kept drum notes as pitches;
+a note shorter than a step was switched on and off inside one step and vanished; and its
+writer lost the note-offs of notes still sounding at the end, with a fixed 55 ticks per step
+and no tempo or meter.
 """
 
 from __future__ import annotations
