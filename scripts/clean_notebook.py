@@ -15,9 +15,11 @@ MAX_IMAGE_BYTES = 120_000
 
 
 def clean(nb: dict, keep_images: bool) -> dict:
+    code_cells = 0
     for cell in nb["cells"]:
         if cell["cell_type"] != "code":
             continue
+        code_cells += 1
         source = "".join(cell["source"])
         checked = "NBVAL_CHECK_OUTPUT" in source
         kept = []
@@ -32,10 +34,12 @@ def clean(nb: dict, keep_images: bool) -> dict:
                     out["data"] = {k: v for k, v in out["data"].items() if k in keep}
                     kept.append(out)
         cell["outputs"] = kept
-        cell["execution_count"] = None
+        # nbval fails a cell that has outputs but no execution count ("Unrun reference cell has
+        # outputs"), so cells keeping outputs get the count of a clean top-to-bottom run.
+        cell["execution_count"] = code_cells if kept else None
         for out in kept:
             if "execution_count" in out:
-                out["execution_count"] = None
+                out["execution_count"] = cell["execution_count"]
         cell.get("metadata", {}).pop("execution", None)
     return nb
 
