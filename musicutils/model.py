@@ -1,0 +1,572 @@
+"""Johnson's biaxial LSTM as a Keras 3 model, with a single-step API for sampling.
+
+Two stacks of LSTMs look at the note-state matrix along its two axes:
+
+```
+                 time axis (shared by all notes)           note axis (shared by all steps)
+state[t-1] ─ features ─▶ LSTM ─▶ LSTM ─▶ time_out[t, n] ─┐
+ (B, N, 2)   (B, N, 81)   ... along t, batch B*N ...       ├─▶ LSTM ─▶ LSTM ─▶ 2 logits[t, n]
+                                  choice of note n-1 at t ─┘   ... along n, batch B*T ...
+```
+
+- The time axis runs along the steps, once per note (B*N sequences), with the same weights for
+  every note: it sees the previous step through `features.note_features` and the bar position
+  of the step being predicted.
+- The note axis runs upward across the notes of each step (B*T sequences). For note n it sees
+  the time axis output for n and what was chosen for note n-1 (play, articulate), and ends in
+  two logits: play, and articulate given play.
+- Training uses teacher forcing on both axes: the true previous step and the true note below.
+  Sampling (musicutils.generate) uses the single-step methods and feeds its own choices.
+
+Speed. Every input projection (x @ W for all rows of a layer) is one large matmul outside the
+recurrence; inside the `tf.while_loop` each step is one (rows, H) @ (H, 4H) matmul plus the gate
+arithmetic (gate order i, f, o, g so one sigmoid covers three gates). The layers run one after
+another over the whole sequence, so nothing but the recurrent product is left in the loop.
+
+Likelihood: `nll_per_step` gives nats per time step (summed over notes, averaged over steps),
+play bits plus the articulate bits of the notes that play; `BiaxialNLL` / `PlayNLL` wrap it for
+`model.compile`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from ._tf import keras, tf
+from .errors import CheckpointError
+from .features import N_FEATURES, note_features
+
+__all__ = [
+    "BiaxialModel",
+    "BiaxialNLL",
+    "PlayNLL",
+    "flops_per_forward",
+    "flops_per_train_step",
+    "load_model",
+    "nll_per_step",
+    "save_model",
+]
+
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "model.weights.h5"
+
+
+# --------------------------------------------------------------------------------------------
+# LSTM pieces
+# --------------------------------------------------------------------------------------------
+
+
+def _forget_bias_init(units: int):
+    """Bias initializer: zeros, except 1 for the forget gate (Jozefowicz et al. 2015)."""
+
+    def init(shape, dtype=None):
+        bias = np.zeros(shape, dtype=np.float32)
+        bias[units : 2 * units] = 1.0
+        return tf.constant(bias, dtype=dtype or tf.float32)
+
+    return init
+
+
+class LSTMWeights(keras.layers.Layer):
+    """The weights of one LSTM layer; the recurrence itself lives in the model's methods.
+
+    kernel (input_dim, 4H), recurrent_kernel (H, 4H), bias (4H,), gates in the order
+    input, forget, output, candidate. Created at construction so they exist under a
+    distribution strategy's scope.
+    """
+
+    def __init__(self, input_dim: int, units: int, **kwargs):
+        super().__init__(**kwargs)
+        self.input_dim = int(input_dim)
+        self.units = int(units)
+        self.kernel = self.add_weight(
+            shape=(self.input_dim, 4 * self.units), initializer="glorot_uniform", name="kernel"
+        )
+        self.recurrent_kernel = self.add_weight(
+            shape=(self.units, 4 * self.units), initializer="orthogonal", name="recurrent_kernel"
+        )
+        self.bias = self.add_weight(
+            shape=(4 * self.units,), initializer=_forget_bias_init(self.units), name="bias"
+        )
+        self.built = True
+
+    def project(self, x: tf.Tensor) -> tf.Tensor:
+        """x @ kernel + bias for inputs of any leading shape (..., input_dim) -> (..., 4H)."""
+        flat = tf.reshape(x, [-1, self.input_dim])
+        out = tf.matmul(flat, self.kernel) + self.bias
+        return tf.reshape(out, tf.concat([tf.shape(x)[:-1], [4 * self.units]], axis=0))
+
+
+def _lstm_update(z: tf.Tensor, c: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    """One LSTM cell update from the gate pre-activations z (rows, 4H) and the cell c (rows, H)."""
+    units = c.shape[-1]
+    gates = tf.sigmoid(z[:, : 3 * units])
+    candidate = tf.tanh(z[:, 3 * units :])
+    c = gates[:, units : 2 * units] * c + gates[:, :units] * candidate
+    h = gates[:, 2 * units :] * tf.tanh(c)
+    return h, c
+
+
+def _run_lstm(projected: tf.Tensor, recurrent_kernel, h: tf.Tensor, c: tf.Tensor):
+    """Run an LSTM over the first axis of its projected inputs.
+
+    Args:
+        projected: (S, rows, 4H) x @ kernel + bias of every step.
+        recurrent_kernel: (H, 4H).
+        h, c: (rows, H) state before the first step.
+
+    Returns:
+        (outputs (S, rows, H), h, c) with h, c the state after the last step.
+    """
+    steps = tf.shape(projected)[0]
+    static_steps = projected.shape[0]
+    inputs = tf.TensorArray(projected.dtype, size=steps, element_shape=projected.shape[1:])
+    inputs = inputs.unstack(projected)
+    outputs = tf.TensorArray(projected.dtype, size=steps, element_shape=h.shape)
+
+    def body(t, h, c, outputs):
+        z = inputs.read(t) + tf.matmul(h, recurrent_kernel)
+        h, c = _lstm_update(z, c)
+        return t + 1, h, c, outputs.write(t, h)
+
+    _, h, c, outputs = tf.while_loop(
+        lambda t, *_: t < steps,
+        body,
+        (tf.constant(0), h, c, outputs),
+        maximum_iterations=static_steps if static_steps is not None else steps,
+    )
+    return outputs.stack(), h, c
+
+
+# --------------------------------------------------------------------------------------------
+# The model
+# --------------------------------------------------------------------------------------------
+
+
+class BiaxialModel(keras.Model):
+    """Biaxial LSTM over note-state matrices (Johnson 2015); outputs logits.
+
+    Args:
+        n_notes: N, notes in the range.
+        lowest: MIDI pitch of note 0 (enters the features: pitch class, position).
+        time_sizes: units of the time-axis LSTMs, bottom to top.
+        note_sizes: units of the note-axis LSTMs, bottom to top.
+        dropout: rate applied to every LSTM layer's output during training. As in the original,
+            one mask per sequence (the same units are dropped at every step of a sequence).
+        seed: seed of the dropout masks (None: random).
+
+    Call: `model({"state": (B, T, N, 2), "beat": (B, T) int}, training=False)` returns logits
+    float32 (B, T, N, 2): channel 0 for P(play), channel 1 for P(articulate | play). Step t is
+    predicted from the true steps before it (a silent step before t = 0) and the true choices of
+    the notes below it at step t.
+    """
+
+    def __init__(
+        self,
+        n_notes: int = 78,
+        lowest: int = 24,
+        time_sizes=(300, 300),
+        note_sizes=(100, 50),
+        dropout: float = 0.5,
+        seed: int | None = None,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.n_notes = int(n_notes)
+        self.lowest = int(lowest)
+        self.time_sizes = tuple(int(s) for s in time_sizes)
+        self.note_sizes = tuple(int(s) for s in note_sizes)
+        self.dropout = float(dropout)
+        self.seed = seed
+        if not self.time_sizes or not self.note_sizes:
+            raise ValueError("BiaxialModel: time_sizes and note_sizes need at least one layer")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"BiaxialModel: dropout must be in [0, 1), got {self.dropout}")
+
+        self.time_layers = []
+        width = N_FEATURES
+        for i, units in enumerate(self.time_sizes):
+            self.time_layers.append(LSTMWeights(width, units, name=f"time_lstm_{i}"))
+            width = units
+        self.note_layers = []
+        width = self.time_sizes[-1] + 2  # time output of the note + choice of the note below
+        for i, units in enumerate(self.note_sizes):
+            self.note_layers.append(LSTMWeights(width, units, name=f"note_lstm_{i}"))
+            width = units
+        self.out_kernel = self.add_weight(
+            shape=(width, 2), initializer="glorot_uniform", name="out_kernel"
+        )
+        self.out_bias = self.add_weight(shape=(2,), initializer="zeros", name="out_bias")
+        self._dropout_seed = keras.random.SeedGenerator(seed)
+        self.built = True
+
+    # -- configuration ------------------------------------------------------------------------
+
+    def get_config(self) -> dict:
+        """Constructor arguments as JSON-ready values."""
+        return {
+            "name": self.name,
+            "n_notes": self.n_notes,
+            "lowest": self.lowest,
+            "time_sizes": list(self.time_sizes),
+            "note_sizes": list(self.note_sizes),
+            "dropout": self.dropout,
+            "seed": self.seed,
+        }
+
+    @classmethod
+    def from_config(cls, config: dict) -> BiaxialModel:
+        """Rebuild (untrained) from `get_config()`."""
+        return cls(**config)
+
+    @property
+    def note_input_size(self) -> int:
+        """G, the width of `note_inputs` (the first note layer's 4 gates)."""
+        return 4 * self.note_sizes[0]
+
+    # -- helpers ------------------------------------------------------------------------------
+
+    def _drop(self, x: tf.Tensor, training) -> tf.Tensor:
+        """Dropout on an LSTM output (S, rows, H) with one mask per sequence (row)."""
+        if not training or self.dropout == 0.0:
+            return x
+        noise_shape = tf.concat([[1], tf.shape(x)[1:]], axis=0)
+        keep = keras.random.uniform(noise_shape, seed=self._dropout_seed) >= self.dropout
+        return x * (tf.cast(keep, x.dtype) / (1.0 - self.dropout))
+
+    def _time_layers(self, features: tf.Tensor, carry, training):
+        """Time-axis LSTMs on time-major features (T, rows, F) -> ((T, rows, Ht), carry)."""
+        x, new_carry = features, []
+        for layer, (h, c) in zip(self.time_layers, carry, strict=True):
+            x, h, c = _run_lstm(layer.project(x), layer.recurrent_kernel, h, c)
+            x = self._drop(x, training)
+            new_carry.append((h, c))
+        return x, tuple(new_carry)
+
+    def _choice_kernel(self) -> tf.Tensor:
+        """Rows of the first note layer's kernel that read the choice of the note below."""
+        return self.note_layers[0].kernel[self.time_sizes[-1] :]
+
+    def _note_layers(self, note_input: tf.Tensor, prev_choice: tf.Tensor, training):
+        """Teacher-forced note axis, note-major: (N, rows, G), (N, rows, 2) -> (N, rows, 2)."""
+        n_notes, rows = tf.shape(note_input)[0], tf.shape(note_input)[1]
+        choice = tf.reshape(prev_choice, [-1, 2])
+        projected = note_input + tf.reshape(
+            tf.matmul(choice, self._choice_kernel()), tf.shape(note_input)
+        )
+        x = None
+        for i, layer in enumerate(self.note_layers):
+            if i > 0:
+                projected = layer.project(x)
+            zeros = tf.zeros([rows, layer.units], projected.dtype)
+            x, _, _ = _run_lstm(projected, layer.recurrent_kernel, zeros, zeros)
+            x = self._drop(x, training)
+        logits = tf.matmul(tf.reshape(x, [-1, self.note_sizes[-1]]), self.out_kernel)
+        return tf.reshape(logits + self.out_bias, [n_notes, rows, 2])
+
+    def _check_notes(self, state: tf.Tensor) -> None:
+        if state.shape[-2] is not None and state.shape[-2] != self.n_notes:
+            raise ValueError(
+                f"BiaxialModel: this model covers {self.n_notes} notes, the state has "
+                f"{state.shape[-2]}"
+            )
+
+    # -- the teacher-forced pass --------------------------------------------------------------
+
+    def call(self, inputs, training=False):
+        """Logits (B, T, N, 2) of every step and note, teacher-forced on both axes."""
+        state = tf.convert_to_tensor(inputs["state"])
+        beat = inputs["beat"]
+        self._check_notes(state)
+        state = tf.cast(state, tf.float32)
+        batch = tf.shape(state)[0]
+        time_out, _ = self._time_axis_major(
+            state, beat, self.initial_time_carry(batch), None, training
+        )  # (T, B*N, Ht)
+        steps = tf.shape(time_out)[0]
+        # Note-major layout for the note axis: (N, B, T, .) -> rows = B*T.
+        ht = self.time_sizes[-1]
+        time_out = tf.transpose(
+            tf.reshape(time_out, [steps, batch, self.n_notes, ht]), [2, 1, 0, 3]
+        )
+        note_input = self.note_inputs(tf.reshape(time_out, [self.n_notes, -1, ht]))
+        below = tf.transpose(state, [2, 0, 1, 3])  # (N, B, T, 2)
+        below = tf.concat([tf.zeros_like(below[:1]), below[:-1]], axis=0)
+        logits = self._note_layers(note_input, tf.reshape(below, [self.n_notes, -1, 2]), training)
+        logits = tf.reshape(logits, [self.n_notes, batch, steps, 2])
+        return tf.transpose(logits, [1, 2, 0, 3])
+
+    def probabilities(self, inputs) -> tf.Tensor:
+        """sigmoid(logits): P(play), P(articulate | play), float32 (B, T, N, 2); no dropout."""
+        return tf.sigmoid(self(inputs, training=False))
+
+    # -- the single-step API (time axis) ------------------------------------------------------
+
+    def initial_time_carry(self, batch_size):
+        """Zero state of the time axis: ((h, c) per layer), each (batch_size * N, H)."""
+        rows = batch_size * self.n_notes
+        return tuple(
+            (tf.zeros([rows, units]), tf.zeros([rows, units])) for units in self.time_sizes
+        )
+
+    def _time_axis_major(self, state, beat, carry, prev_state, training):
+        """Time axis on (B, T, N, 2) float state -> time-major output (T, B*N, Ht), carry."""
+        state_tm = tf.transpose(state, [1, 0, 2, 3])  # (T, B, N, 2)
+        if prev_state is None:
+            first = tf.zeros_like(state_tm[:1])
+        else:
+            first = tf.cast(prev_state, tf.float32)[None]
+        prev = tf.concat([first, state_tm[:-1]], axis=0)
+        beat_tm = tf.transpose(tf.cast(beat, tf.int32))  # (T, B)
+        features = note_features(prev, beat_tm, lowest=self.lowest)  # (T, B, N, F)
+        steps = tf.shape(features)[0]
+        features = tf.reshape(features, [steps, -1, N_FEATURES])
+        return self._time_layers(features, carry, training)
+
+    def time_axis(self, state, beat, carry=None, prev_state=None, training=False):
+        """Teacher-forced time axis over a whole stretch of steps.
+
+        Args:
+            state: (B, T, N, 2) note states of steps 0..T-1.
+            beat: (B, T) int bar position of steps 0..T-1.
+            carry: time-axis state to start from (default `initial_time_carry(B)`).
+            prev_state: (B, N, 2) the step before step 0 (default silence).
+
+        Returns:
+            time_out (B, T, N, Ht): the time axis' view for predicting each step t (made from
+            steps < t), and the carry after the input of step T-1. That input was built from
+            state[:, T-2]; the last step state[:, T-1] has not been seen yet, so continue with
+            `time_step(state[:, -1], beat_of_step_T, carry)`.
+        """
+        state = tf.cast(tf.convert_to_tensor(state), tf.float32)
+        self._check_notes(state)
+        batch = tf.shape(state)[0]
+        if carry is None:
+            carry = self.initial_time_carry(batch)
+        out, carry = self._time_axis_major(state, beat, carry, prev_state, training)
+        steps = tf.shape(out)[0]
+        out = tf.reshape(out, [steps, batch, self.n_notes, self.time_sizes[-1]])
+        return tf.transpose(out, [1, 0, 2, 3]), carry
+
+    def time_step(self, prev_state, beat, carry):
+        """One step of the time axis.
+
+        Args:
+            prev_state: (B, N, 2) note states of the previous step.
+            beat: (B,) int bar position of the step being predicted.
+            carry: from `initial_time_carry`, `time_axis` or an earlier `time_step`.
+
+        Returns:
+            (time_out (B, N, Ht), carry).
+        """
+        prev_state = tf.convert_to_tensor(prev_state)
+        self._check_notes(prev_state)
+        batch = tf.shape(prev_state)[0]
+        x = tf.reshape(note_features(prev_state, beat, lowest=self.lowest), [-1, N_FEATURES])
+        new_carry = []
+        for layer, (h, c) in zip(self.time_layers, carry, strict=True):
+            z = layer.project(x) + tf.matmul(h, layer.recurrent_kernel)
+            x, c = _lstm_update(z, c)
+            new_carry.append((x, c))
+        return tf.reshape(x, [batch, self.n_notes, self.time_sizes[-1]]), tuple(new_carry)
+
+    # -- the single-step API (note axis) ------------------------------------------------------
+
+    def note_inputs(self, time_out):
+        """The first note layer's input projection of the time output, for every note at once.
+
+        time_out (..., N, Ht) -> (..., N, G), G = `note_input_size`. The choice of the note below
+        is added inside `note_step` (or the teacher-forced pass).
+        """
+        first = self.note_layers[0]
+        ht = self.time_sizes[-1]
+        flat = tf.reshape(time_out, [-1, ht])
+        out = tf.matmul(flat, first.kernel[:ht]) + first.bias
+        return tf.reshape(out, tf.concat([tf.shape(time_out)[:-1], [self.note_input_size]], 0))
+
+    def initial_note_carry(self, batch_size):
+        """Zero state of the note axis: ((h, c) per layer), each (batch_size, H)."""
+        return tuple(
+            (tf.zeros([batch_size, units]), tf.zeros([batch_size, units]))
+            for units in self.note_sizes
+        )
+
+    def note_step(self, note_input, prev_choice, carry):
+        """One note of the note axis.
+
+        Args:
+            note_input: (B, G) this note's row of `note_inputs`.
+            prev_choice: (B, 2) play, articulate chosen for the note below (zeros for note 0).
+            carry: from `initial_note_carry` or the previous `note_step`.
+
+        Returns:
+            (logits (B, 2), carry).
+        """
+        choice = tf.cast(prev_choice, note_input.dtype)
+        projected = note_input + tf.matmul(choice, self._choice_kernel())
+        new_carry = []
+        x = None
+        for i, (layer, (h, c)) in enumerate(zip(self.note_layers, carry, strict=True)):
+            if i > 0:
+                projected = layer.project(x)
+            z = projected + tf.matmul(h, layer.recurrent_kernel)
+            x, c = _lstm_update(z, c)
+            new_carry.append((x, c))
+        return tf.matmul(x, self.out_kernel) + self.out_bias, tuple(new_carry)
+
+
+# --------------------------------------------------------------------------------------------
+# Likelihood
+# --------------------------------------------------------------------------------------------
+
+
+def nll_per_step(state, logits, articulation: bool = True) -> tf.Tensor:
+    """Negative log-likelihood of the true states, in nats per time step: float32 (B,).
+
+    Summed over notes, averaged over the steps of each sequence. Counts every play bit and,
+    with `articulation`, the articulate bit of each note that plays (whether a silent note is
+    "articulated" means nothing). Computed from logits with sigmoid cross-entropy, so it is
+    finite however confident the model is.
+    """
+    state = tf.cast(state, tf.float32)
+    logits = tf.cast(logits, tf.float32)
+    bits = tf.nn.sigmoid_cross_entropy_with_logits(labels=state, logits=logits)
+    total = bits[..., 0]
+    if articulation:
+        total = total + bits[..., 1] * state[..., 0]
+    return tf.reduce_mean(tf.reduce_sum(total, axis=-1), axis=-1)
+
+
+def _play_nll(state, logits):
+    return nll_per_step(state, logits, articulation=False)
+
+
+class BiaxialNLL(keras.losses.Loss):
+    """Keras loss: nats per time step, play + articulate-where-playing (see `nll_per_step`).
+
+    y_true = state (B, T, N, 2), y_pred = logits (B, T, N, 2).
+    """
+
+    def __init__(self, name: str = "biaxial_nll", reduction="sum_over_batch_size", dtype=None):
+        super().__init__(name=name, reduction=reduction, dtype=dtype)
+
+    def call(self, y_true, y_pred):
+        return nll_per_step(y_true, y_pred, articulation=True)
+
+
+class PlayNLL(keras.metrics.MeanMetricWrapper):
+    """Keras metric: nats per time step counting the play bits only."""
+
+    def __init__(self, name: str = "play_nll", dtype=None):
+        super().__init__(fn=_play_nll, name=name, dtype=dtype)
+
+    def get_config(self) -> dict:
+        return {"name": self.name, "dtype": self.dtype}
+
+
+# --------------------------------------------------------------------------------------------
+# Cost model
+# --------------------------------------------------------------------------------------------
+
+
+def flops_per_forward(config: dict, batch_size: int, n_steps: int) -> float:
+    """Floating-point operations of one teacher-forced forward pass (matmuls, 2 per multiply-add).
+
+    Counts the LSTM input projections, recurrent products and the output layer; the gate
+    arithmetic and features (a few percent) are left out. `config` is `model.get_config()`.
+    """
+    n_notes = config.get("n_notes", 78)
+    time_sizes = config.get("time_sizes", (300, 300))
+    note_sizes = config.get("note_sizes", (100, 50))
+    rows = batch_size * n_steps * n_notes  # every (piece, step, note) cell
+    flops, width = 0.0, N_FEATURES
+    for units in time_sizes:
+        flops += 2.0 * rows * (width + units) * 4 * units
+        width = units
+    width += 2
+    for units in note_sizes:
+        flops += 2.0 * rows * (width + units) * 4 * units
+        width = units
+    return flops + 2.0 * rows * width * 2
+
+
+def flops_per_train_step(config: dict, batch_size: int, n_steps: int) -> float:
+    """FLOPs of a training step: forward + backward (twice the forward's matmuls) = 3x forward."""
+    return 3.0 * flops_per_forward(config, batch_size, n_steps)
+
+
+# --------------------------------------------------------------------------------------------
+# Saving and loading
+# --------------------------------------------------------------------------------------------
+
+
+def _replace_atomically(folder: Path, final_name: str, suffix: str, write) -> None:
+    """Call write(tmp_path) on a temp file in `folder`, then move it over `final_name`."""
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=suffix, dir=folder)
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, folder / final_name)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def save_model(model: BiaxialModel, folder) -> Path:
+    """Write `folder/config.json` (the model's get_config) and `folder/model.weights.h5`.
+
+    Each file is written to a temp file in the same folder and moved into place, so a crash
+    never leaves a half-written file under the final name. Returns the folder.
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    text = json.dumps(model.get_config(), indent=2) + "\n"
+
+    def write_config(path):
+        Path(path).write_text(text, encoding="utf-8")
+
+    def write_weights(path):
+        os.remove(path)  # h5py wants to create the file itself
+        with warnings.catch_warnings():
+            # Keras' h5 writer calls np.array(variable); numpy 2 warns about the copy keyword.
+            warnings.filterwarnings("ignore", "__array__ implementation", DeprecationWarning)
+            model.save_weights(path)
+
+    _replace_atomically(folder, WEIGHTS_FILE, ".weights.h5", write_weights)
+    _replace_atomically(folder, CONFIG_FILE, ".json", write_config)
+    return folder
+
+
+def load_model(folder) -> BiaxialModel:
+    """Rebuild a model saved by `save_model`; raises CheckpointError saying what is wrong."""
+    folder = Path(folder)
+    config_path, weights_path = folder / CONFIG_FILE, folder / WEIGHTS_FILE
+    if not folder.is_dir():
+        raise CheckpointError(f"{folder}: no such model folder")
+    for path in (config_path, weights_path):
+        if not path.is_file():
+            raise CheckpointError(f"{folder}: {path.name} is missing; not a saved model folder")
+    try:
+        config = json.loads(config_path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise CheckpointError(f"{config_path}: not readable JSON ({exc})") from exc
+    if not isinstance(config, dict):
+        raise CheckpointError(f"{config_path}: expected a JSON object of model settings")
+    try:
+        model = BiaxialModel.from_config(config)
+    except (TypeError, ValueError) as exc:
+        raise CheckpointError(f"{config_path}: settings do not describe a model ({exc})") from exc
+    try:
+        model.load_weights(str(weights_path))
+    except Exception as exc:  # h5py / keras raise many types for broken files
+        raise CheckpointError(
+            f"{weights_path}: weights do not load into the model of {CONFIG_FILE} ({exc})"
+        ) from exc
+    return model

@@ -1,0 +1,259 @@
+"""BiaxialModel: shapes, step API = teacher-forced pass, likelihood, saving, training."""
+
+import json
+
+import numpy as np
+import pytest
+
+from musicutils import CheckpointError
+from musicutils._tf import keras, tf
+from musicutils.model import (
+    BiaxialModel,
+    BiaxialNLL,
+    PlayNLL,
+    flops_per_forward,
+    flops_per_train_step,
+    load_model,
+    nll_per_step,
+    save_model,
+)
+
+SMALL = dict(n_notes=16, lowest=50, time_sizes=(12, 10), note_sizes=(8, 6), dropout=0.5)
+
+
+def random_batch(rng, batch=3, steps=6, n_notes=16, density=0.3):
+    play = rng.random((batch, steps, n_notes)) < density
+    articulate = play & (rng.random(play.shape) < 0.5)
+    state = np.stack([play, articulate], axis=-1).astype(np.float32)
+    beat = np.tile(np.arange(steps) % 4, (batch, 1)).astype(np.int32)
+    return {"state": state, "beat": beat}
+
+
+@pytest.fixture
+def model():
+    keras.utils.set_random_seed(1)
+    return BiaxialModel(**SMALL)
+
+
+def test_logit_shapes_and_parameter_count(model):
+    inputs = random_batch(np.random.default_rng(0))
+    logits = model(inputs)
+    assert logits.shape == (3, 6, 16, 2)
+    assert logits.dtype == tf.float32
+
+    def lstm(inp, units):
+        return 4 * units * (inp + units + 1)
+
+    expected = lstm(81, 12) + lstm(12, 10) + lstm(10 + 2, 8) + lstm(8, 6) + 6 * 2 + 2
+    assert model.count_params() == expected
+
+
+def test_default_sizes_match_the_paper():
+    model = BiaxialModel()
+    assert model.n_notes == 78 and model.lowest == 24
+    assert model.time_sizes == (300, 300) and model.note_sizes == (100, 50)
+    assert model.dropout == 0.5
+    assert model.note_input_size == 400
+
+
+def test_step_api_reproduces_teacher_forced_probabilities(model):
+    rng = np.random.default_rng(3)
+    inputs = random_batch(rng, batch=2, steps=5)
+    state, beat = inputs["state"], inputs["beat"]
+    expected = model.probabilities(inputs).numpy()
+
+    got = np.zeros_like(expected)
+    carry = model.initial_time_carry(2)
+    prev = np.zeros((2, 16, 2), np.float32)
+    for t in range(5):
+        time_out, carry = model.time_step(prev, beat[:, t], carry)
+        assert time_out.shape == (2, 16, 10)
+        note_input = model.note_inputs(time_out)
+        assert note_input.shape == (2, 16, model.note_input_size)
+        note_carry = model.initial_note_carry(2)
+        choice = np.zeros((2, 2), np.float32)
+        for n in range(16):
+            logits, note_carry = model.note_step(note_input[:, n], choice, note_carry)
+            got[:, t, n] = tf.sigmoid(logits).numpy()
+            choice = state[:, t, n]
+        prev = state[:, t]
+    np.testing.assert_allclose(got, expected, atol=1e-5)
+
+
+def test_time_axis_continues_from_a_carry(model):
+    inputs = random_batch(np.random.default_rng(4), steps=8)
+    state, beat = inputs["state"], inputs["beat"]
+    whole, _ = model.time_axis(state, beat)
+    first, carry = model.time_axis(state[:, :5], beat[:, :5])
+    rest, _ = model.time_axis(state[:, 5:], beat[:, 5:], carry=carry, prev_state=state[:, 4])
+    np.testing.assert_allclose(np.concatenate([first, rest], axis=1), whole, atol=1e-6)
+    # time_step on the primer's last step gives the next step's view
+    step, _ = model.time_step(state[:, 4], beat[:, 5], carry)
+    np.testing.assert_allclose(step, whole[:, 5], atol=1e-6)
+
+
+def test_future_does_not_leak(model):
+    # Changing step 3 changes nothing before it (nor the lowest note of step 3, which sees no
+    # note below); changing note 7 changes nothing at notes <= 7 of the same step.
+    inputs = random_batch(np.random.default_rng(5))
+    base = model(inputs).numpy()
+    changed = {k: v.copy() for k, v in inputs.items()}
+    changed["state"][:, 3] = 1 - changed["state"][:, 3]
+    after = model(changed).numpy()
+    np.testing.assert_array_equal(after[:, :3], base[:, :3])
+    np.testing.assert_array_equal(after[:, 3, 0], base[:, 3, 0])
+    assert not np.allclose(after[:, 3, 1:], base[:, 3, 1:])
+    assert not np.allclose(after[:, 4:], base[:, 4:])
+
+    changed = {k: v.copy() for k, v in inputs.items()}
+    changed["state"][:, :, 7, 0] = 1 - changed["state"][:, :, 7, 0]
+    after = model(changed).numpy()
+    np.testing.assert_array_equal(after[:, 0, :8], base[:, 0, :8])
+    assert not np.allclose(after[:, 0, 8:], base[:, 0, 8:])
+
+
+def test_dropout_only_in_training(model):
+    inputs = random_batch(np.random.default_rng(6))
+    a = model(inputs, training=False).numpy()
+    np.testing.assert_array_equal(a, model(inputs, training=False).numpy())
+    b = model(inputs, training=True).numpy()
+    assert not np.allclose(a, b)
+
+
+def numpy_nll(state, logits, articulation=True):
+    """Hand-written NLL: -log of the probability of each observed bit, in nats."""
+    p = 1 / (1 + np.exp(-logits.astype(np.float64)))
+    play, artic = state[..., 0], state[..., 1]
+    nll = -(play * np.log(p[..., 0]) + (1 - play) * np.log(1 - p[..., 0]))
+    if articulation:
+        nll += -play * (artic * np.log(p[..., 1]) + (1 - artic) * np.log(1 - p[..., 1]))
+    return nll.sum(axis=2).mean(axis=1)  # sum over notes, mean over steps
+
+
+def test_nll_matches_numpy():
+    rng = np.random.default_rng(8)
+    state = random_batch(rng, batch=2, steps=3, n_notes=5)["state"]
+    logits = rng.normal(size=state.shape).astype(np.float32) * 2
+    np.testing.assert_allclose(
+        nll_per_step(state, logits).numpy(), numpy_nll(state, logits), rtol=1e-5
+    )
+    np.testing.assert_allclose(
+        nll_per_step(state, logits, articulation=False).numpy(),
+        numpy_nll(state, logits, articulation=False),
+        rtol=1e-5,
+    )
+
+
+def test_articulation_counted_only_where_playing():
+    state = np.zeros((1, 2, 4, 2), np.float32)
+    state[0, 0, 1] = (1, 1)
+    logits = np.zeros_like(state)
+    # coin flips: 4 notes x ln 2 per step, plus ln 2 for the one playing note's articulation
+    np.testing.assert_allclose(
+        nll_per_step(state, logits).numpy(), [(8 + 1) * np.log(2) / 2], rtol=1e-6
+    )
+    # the articulate logit of silent notes does not matter
+    logits[..., 1] = 30.0
+    logits[0, 0, 1, 1] = 0.0
+    np.testing.assert_allclose(
+        nll_per_step(state, logits).numpy(), [(8 + 1) * np.log(2) / 2], rtol=1e-6
+    )
+
+
+def test_nll_is_finite_for_confident_wrong_logits():
+    state = np.ones((1, 1, 2, 2), np.float32)
+    logits = np.full_like(state, -200.0)
+    value = nll_per_step(state, logits).numpy()
+    assert np.isfinite(value).all()
+    np.testing.assert_allclose(value, [800.0], rtol=1e-6)
+
+
+def test_loss_and_metric_objects():
+    rng = np.random.default_rng(9)
+    state = random_batch(rng, batch=4, steps=3, n_notes=5)["state"]
+    logits = rng.normal(size=state.shape).astype(np.float32)
+    loss = float(BiaxialNLL()(state.astype(np.uint8), logits))
+    assert loss == pytest.approx(numpy_nll(state, logits).mean(), rel=1e-5)
+    metric = PlayNLL()
+    metric.update_state(state, logits)
+    assert float(metric.result()) == pytest.approx(
+        numpy_nll(state, logits, articulation=False).mean(), rel=1e-5
+    )
+
+
+def test_gradients_reach_every_weight(model):
+    inputs = random_batch(np.random.default_rng(10))
+    with tf.GradientTape() as tape:
+        loss = tf.reduce_mean(nll_per_step(inputs["state"], model(inputs, training=True)))
+    grads = tape.gradient(loss, model.trainable_variables)
+    assert len(grads) == len(model.trainable_variables) == 4 * 3 + 2
+    for var, grad in zip(model.trainable_variables, grads, strict=True):
+        assert grad is not None, var.path
+        assert np.isfinite(grad.numpy()).all()
+        assert np.abs(grad.numpy()).sum() > 0, var.path
+
+
+def test_fit_reduces_the_loss():
+    keras.utils.set_random_seed(2)
+    model = BiaxialModel(**{**SMALL, "dropout": 0.0})
+    # A learnable pattern: each note repeats every 3 steps, struck when it starts.
+    steps, notes = np.arange(12)[:, None], np.arange(16)[None, :]
+    play = ((steps + notes) % 3 == 0).astype(np.float32)
+    state = np.repeat(np.stack([play, play], axis=-1)[None], 4, axis=0)
+    inputs = {"state": state, "beat": np.tile(np.arange(12) % 4, (4, 1)).astype(np.int32)}
+    data = tf.data.Dataset.from_tensor_slices((inputs, inputs["state"])).batch(4).repeat()
+    model.compile(optimizer=keras.optimizers.Adam(0.02), loss=BiaxialNLL(), metrics=[PlayNLL()])
+    before = model.evaluate(data, steps=1, verbose=0, return_dict=True)
+    model.fit(data, steps_per_epoch=20, epochs=1, verbose=0, shuffle=False)
+    after = model.evaluate(data, steps=1, verbose=0, return_dict=True)
+    assert after["loss"] < 0.8 * before["loss"]
+    assert after["play_nll"] < before["play_nll"] < before["loss"]
+
+
+def test_config_round_trip(model):
+    config = model.get_config()
+    json.dumps(config)
+    clone = BiaxialModel.from_config(json.loads(json.dumps(config)))
+    assert clone.get_config() == config
+    assert clone.time_sizes == (12, 10)
+
+
+def test_save_load_gives_identical_outputs(model, tmp_path):
+    inputs = random_batch(np.random.default_rng(12))
+    folder = save_model(model, tmp_path / "run")
+    assert sorted(p.name for p in folder.iterdir()) == ["config.json", "model.weights.h5"]
+    loaded = load_model(folder)
+    assert isinstance(loaded, BiaxialModel)
+    assert loaded.get_config() == model.get_config()
+    np.testing.assert_array_equal(loaded(inputs).numpy(), model(inputs).numpy())
+    save_model(model, folder)  # overwriting in place works
+    assert sorted(p.name for p in folder.iterdir()) == ["config.json", "model.weights.h5"]
+
+
+def test_load_errors_are_plain(model, tmp_path):
+    with pytest.raises(CheckpointError, match="no such model folder"):
+        load_model(tmp_path / "nowhere")
+    folder = save_model(model, tmp_path / "run")
+    (folder / "config.json").write_text("{not json")
+    with pytest.raises(CheckpointError, match="config.json"):
+        load_model(folder)
+    config = {**model.get_config(), "time_sizes": [5, 5]}
+    (folder / "config.json").write_text(json.dumps(config))
+    with pytest.raises(CheckpointError, match="weights"):
+        load_model(folder)
+    (folder / "model.weights.h5").unlink()
+    with pytest.raises(CheckpointError, match="missing"):
+        load_model(folder)
+
+
+def test_wrong_note_count_is_reported(model):
+    inputs = random_batch(np.random.default_rng(13), n_notes=20)
+    with pytest.raises(ValueError, match="16 notes"):
+        model(inputs)
+
+
+def test_flop_count_of_the_default_model():
+    config = BiaxialModel().get_config()
+    forward = flops_per_forward(config, 10, 128)
+    assert 0.26e12 < forward < 0.28e12  # the issue's estimate: about 0.27 TFLOP
+    assert flops_per_train_step(config, 10, 128) == pytest.approx(3 * forward)
