@@ -97,8 +97,8 @@ def render(
         tone = _tone(440.0 * 2.0 ** ((pitch - 69) / 12.0), int(length[mine].max()), sample_rate)
         for start, n_held, n in zip(first[mine], held[mine], length[mine], strict=True):
             h = min(n_held, n)
-            out[start:start + h] += tone[:h]
-            out[start + h:start + n] += tone[h:n] * fade[:n - h]
+            out[start : start + h] += tone[:h]
+            out[start + h : start + n] += tone[h:n] * fade[: n - h]
     peak = np.abs(out).max()
     if peak > 0:
         out *= PEAK / peak
@@ -113,8 +113,8 @@ def _tone(frequency: float, n: int, sample_rate: int) -> np.ndarray:
     """
     t = np.arange(n) / sample_rate
     decay = 0.8 + frequency / 600.0
-    base = np.exp(-decay * t)               # envelope of the fundamental
-    step = np.exp(-0.8 * decay * t)         # extra decay per harmonic
+    base = np.exp(-decay * t)  # envelope of the fundamental
+    step = np.exp(-0.8 * decay * t)  # extra decay per harmonic
     phase = 2 * np.pi * frequency * t
     sin_prev, sin_h, two_cos = np.zeros(n), np.sin(phase), 2 * np.cos(phase)
     envelope, tone = base, np.zeros(n)
@@ -136,8 +136,9 @@ def play(piece_or_state, **kw):
     return Audio(render(piece_or_state, **kw), rate=sample_rate, normalize=False)
 
 
-def write_wav(piece_or_state, path: str | os.PathLike, *, sample_rate: int = SAMPLE_RATE,
-              **kw) -> Path:
+def write_wav(
+    piece_or_state, path: str | os.PathLike, *, sample_rate: int = SAMPLE_RATE, **kw
+) -> Path:
     """Render and write a 16-bit PCM mono WAV file, atomically. Returns the path."""
     path = Path(path)
     samples = render(piece_or_state, sample_rate=sample_rate, **kw)

@@ -27,8 +27,14 @@ import numpy as np
 from . import midi
 from .errors import MusicutilsError
 
-__all__ = ["BUNDLED_CHORALES", "Corpus", "bundled_chorales_dir", "default_cache_dir",
-           "load_corpus", "midi_files"]
+__all__ = [
+    "BUNDLED_CHORALES",
+    "Corpus",
+    "bundled_chorales_dir",
+    "default_cache_dir",
+    "load_corpus",
+    "midi_files",
+]
 
 #: The 30 Bach chorales committed with the repository (see data/README.md).
 BUNDLED_CHORALES = Path(__file__).resolve().parents[1] / "data" / "chorales"
@@ -58,8 +64,7 @@ def midi_files(folder: str | os.PathLike) -> list[Path]:
     folder = Path(folder)
     if not folder.is_dir():
         return []
-    return sorted(p for p in folder.rglob("*") if p.suffix.lower() in MIDI_SUFFIXES
-                  and p.is_file())
+    return sorted(p for p in folder.rglob("*") if p.suffix.lower() in MIDI_SUFFIXES and p.is_file())
 
 
 @dataclass
@@ -98,9 +103,11 @@ class Corpus:
         """One screen about the corpus: files, pieces, skipped files and why, total length
         (steps, hours), notes, the pitch range used, meters (pieces per meter) and tempi."""
         n_files = len(self.pieces) + len(self.errors)
-        lines = [f"corpus: {self.folder}" if self.folder else "corpus",
-                 f"  files:   {n_files} MIDI files, {len(self.pieces)} pieces read, "
-                 f"{len(self.errors)} skipped"]
+        lines = [
+            f"corpus: {self.folder}" if self.folder else "corpus",
+            f"  files:   {n_files} MIDI files, {len(self.pieces)} pieces read, "
+            f"{len(self.errors)} skipped",
+        ]
         for path, reason in self.errors[:max_errors]:
             lines.append(f"    skipped {Path(path).name}: {reason}")
         if len(self.errors) > max_errors:
@@ -121,11 +128,14 @@ class Corpus:
             f"  length:  {self.total_steps} steps at {sp.steps_per_beat} per beat, "
             f"{seconds / 3600:.2f} hours (mean {seconds / len(self.pieces):.0f} s per piece)",
             f"  notes:   {notes}" + (f" ({dropped} outside the window dropped)" if dropped else ""),
-            "  range:   " + (f"{midi.note_name(used.min())}–{midi.note_name(used.max())} used, "
-                             if used.size else "no notes, ")
+            "  range:   "
+            + (
+                f"{midi.note_name(used.min())}–{midi.note_name(used.max())} used, "
+                if used.size
+                else "no notes, "
+            )
             + f"window {midi.note_name(sp.lowest)}–{midi.note_name(sp.highest - 1)}",
-            "  meters:  " + ", ".join(f"{m} in {c}" for m, c in meters.most_common(8))
-            + " pieces",
+            "  meters:  " + ", ".join(f"{m} in {c}" for m, c in meters.most_common(8)) + " pieces",
             f"  tempo:   {min(bpms):g}–{max(bpms):g} bpm",
         ]
         return "\n".join(lines)
@@ -212,7 +222,7 @@ def _reason(exc: BaseException, path: Path) -> str:
     text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
     for prefix in (f"{path}: ", f"{path.name}: "):
         if text.startswith(prefix):
-            return text[len(prefix):]
+            return text[len(prefix) :]
     return text
 
 
@@ -228,8 +238,15 @@ def _cache_key(folder: Path, paths: list[Path], params: dict) -> str:
     for path in paths:
         stat = path.stat()
         files.append([str(path.resolve()), stat.st_size, stat.st_mtime_ns])
-    blob = json.dumps({"format": _CACHE_FORMAT, "folder": str(folder.resolve()),
-                       "params": params, "files": files}, sort_keys=True)
+    blob = json.dumps(
+        {
+            "format": _CACHE_FORMAT,
+            "folder": str(folder.resolve()),
+            "params": params,
+            "files": files,
+        },
+        sort_keys=True,
+    )
     digest = hashlib.sha256(blob.encode())
     digest.update(hashlib.sha256(reader).digest())
     return digest.hexdigest()[:24]
@@ -239,23 +256,39 @@ def _save_cache(corpus: Corpus, cache_path: Path) -> None:
     """Write the cache atomically; any file-system failure (read-only, full) just skips it."""
     pieces = corpus.pieces
     n_notes = pieces[0].n_notes if pieces else 0
-    states = (np.concatenate([p.state for p in pieces]) if pieces
-              else np.zeros((0, n_notes, 2), np.uint8))
+    states = (
+        np.concatenate([p.state for p in pieces]) if pieces else np.zeros((0, n_notes, 2), np.uint8)
+    )
     offsets = np.cumsum([0] + [p.n_steps for p in pieces]).astype(np.int64)
-    meta = [json.dumps({"lowest": p.lowest, "steps_per_beat": p.steps_per_beat,
-                        "tempos": p.tempos, "meters": p.meters, "name": p.name,
-                        "ticks_per_beat": p.ticks_per_beat, "dropped_notes": p.dropped_notes,
-                        "path": str(path)})
-            for p, path in zip(pieces, corpus.paths, strict=True)]
+    meta = [
+        json.dumps(
+            {
+                "lowest": p.lowest,
+                "steps_per_beat": p.steps_per_beat,
+                "tempos": p.tempos,
+                "meters": p.meters,
+                "name": p.name,
+                "ticks_per_beat": p.ticks_per_beat,
+                "dropped_notes": p.dropped_notes,
+                "path": str(path),
+            }
+        )
+        for p, path in zip(pieces, corpus.paths, strict=True)
+    ]
     errors = [json.dumps(list(e)) for e in corpus.errors]
     tmp = None
     try:
         cache_path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=cache_path.parent, prefix=".corpus-", suffix=".npz.tmp")
         with os.fdopen(fd, "wb") as file:
-            np.savez_compressed(file, states=states.astype(np.uint8), offsets=offsets,
-                     meta=np.array(meta, dtype=np.str_), errors=np.array(errors, dtype=np.str_),
-                     format=np.array(_CACHE_FORMAT))
+            np.savez_compressed(
+                file,
+                states=states.astype(np.uint8),
+                offsets=offsets,
+                meta=np.array(meta, dtype=np.str_),
+                errors=np.array(errors, dtype=np.str_),
+                format=np.array(_CACHE_FORMAT),
+            )
         os.replace(tmp, cache_path)
     except OSError:
         if tmp is not None:
@@ -275,15 +308,17 @@ def _load_cache(cache_path: Path) -> Corpus | None:
         return None
     corpus = Corpus(errors=[(str(p), str(r)) for p, r in errors], from_cache=True)
     for info, begin, end in zip(meta, offsets[:-1], offsets[1:], strict=True):
-        corpus.pieces.append(midi.Piece(
-            state=states[begin:end],
-            lowest=int(info["lowest"]),
-            steps_per_beat=int(info["steps_per_beat"]),
-            tempos=[(int(s), float(b)) for s, b in info["tempos"]],
-            meters=[(int(s), int(n), int(d)) for s, n, d in info["meters"]],
-            name=info["name"],
-            ticks_per_beat=info["ticks_per_beat"],
-            dropped_notes=int(info["dropped_notes"]),
-        ))
+        corpus.pieces.append(
+            midi.Piece(
+                state=states[begin:end],
+                lowest=int(info["lowest"]),
+                steps_per_beat=int(info["steps_per_beat"]),
+                tempos=[(int(s), float(b)) for s, b in info["tempos"]],
+                meters=[(int(s), int(n), int(d)) for s, n, d in info["meters"]],
+                name=info["name"],
+                ticks_per_beat=info["ticks_per_beat"],
+                dropped_notes=int(info["dropped_notes"]),
+            )
+        )
         corpus.paths.append(Path(info["path"]))
     return corpus

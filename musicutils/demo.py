@@ -21,8 +21,11 @@ __all__ = ["run"]
 DEMO_CHORALE = "bwv269"
 
 
-def run(out_dir: str | os.PathLike = "out", data_dir: str | os.PathLike | None = None,
-        checkpoint: str | os.PathLike | None = None) -> int:
+def run(
+    out_dir: str | os.PathLike = "out",
+    data_dir: str | os.PathLike | None = None,
+    checkpoint: str | os.PathLike | None = None,
+) -> int:
     """Run the demo; returns an exit status (0 on success).
 
     Args:
@@ -55,12 +58,18 @@ def _show_one(piece: midi.Piece, stem: str, out_dir: Path) -> list[Path]:
     roll = plotting.save_piano_roll(piece, out_dir / f"{stem}_roll.png")
     wav = audio.write_wav(piece, out_dir / f"{stem}.wav")
     roundtrip = midi.write(piece, out_dir / f"{stem}_roundtrip.mid")
-    again = midi.read(roundtrip, steps_per_beat=piece.steps_per_beat, lowest=piece.lowest,
-                      highest=piece.highest)
-    same = (np.array_equal(again.state, piece.state) and again.tempos == piece.tempos
-            and again.meters == piece.meters)
+    again = midi.read(
+        roundtrip, steps_per_beat=piece.steps_per_beat, lowest=piece.lowest, highest=piece.highest
+    )
+    same = (
+        np.array_equal(again.state, piece.state)
+        and again.tempos == piece.tempos
+        and again.meters == piece.meters
+    )
     if not same:
         raise MidiError(f"{roundtrip.name}: the round trip changed the piece")
-    print(f"round trip: {roundtrip.name} reads back identical "
-          f"({piece.note_count} notes, {piece.n_steps} steps)")
+    print(
+        f"round trip: {roundtrip.name} reads back identical "
+        f"({piece.note_count} notes, {piece.n_steps} steps)"
+    )
     return [roll, wav, roundtrip]

@@ -31,16 +31,26 @@ def _as_roll(piece_or_state, lowest, steps_per_beat, meters):
     """(array, lowest, steps_per_beat, meters, name) from a Piece or a bare array."""
     if isinstance(piece_or_state, midi.Piece):
         p = piece_or_state
-        return (np.asarray(p.state), p.lowest if lowest is None else lowest,
-                steps_per_beat or p.steps_per_beat, meters or p.meters, p.name)
+        return (
+            np.asarray(p.state),
+            p.lowest if lowest is None else lowest,
+            steps_per_beat or p.steps_per_beat,
+            meters or p.meters,
+            p.name,
+        )
     array = np.asarray(piece_or_state)
     if array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[-1] != 2):
         raise ValueError(
             f"expected a Piece, a state (steps, notes, 2) or probabilities (steps, notes); "
             f"got shape {array.shape}"
         )
-    return (array, midi.DEFAULT_LOWEST if lowest is None else lowest, steps_per_beat or 4,
-            meters or [(0, 4, 4)], "")
+    return (
+        array,
+        midi.DEFAULT_LOWEST if lowest is None else lowest,
+        steps_per_beat or 4,
+        meters or [(0, 4, 4)],
+        "",
+    )
 
 
 def _note_boxes(state: np.ndarray, lowest: int, gap: float = 0.12):
@@ -52,8 +62,15 @@ def _note_boxes(state: np.ndarray, lowest: int, gap: float = 0.12):
     lo, hi = pitch - 0.42, pitch + 0.42
 
     def boxes(x0, x1):
-        return np.stack([np.stack([x0, lo], -1), np.stack([x1, lo], -1),
-                         np.stack([x1, hi], -1), np.stack([x0, hi], -1)], axis=1)
+        return np.stack(
+            [
+                np.stack([x0, lo], -1),
+                np.stack([x1, lo], -1),
+                np.stack([x1, hi], -1),
+                np.stack([x0, hi], -1),
+            ],
+            axis=1,
+        )
 
     onset_end = starts + np.minimum(1.0 - gap, (ends - starts) / 2)
     return boxes(starts, ends), boxes(starts, onset_end), pitch
@@ -94,7 +111,8 @@ def plot_piano_roll(
     from matplotlib.collections import PolyCollection
 
     array, lowest, steps_per_beat, meters, name = _as_roll(
-        piece_or_state, lowest, steps_per_beat, meters)
+        piece_or_state, lowest, steps_per_beat, meters
+    )
     if ax is None:
         import matplotlib.pyplot as plt
 
@@ -103,21 +121,37 @@ def plot_piano_roll(
     used = np.zeros(n_notes, dtype=bool)
 
     if array.ndim == 2:  # probabilities
-        image = ax.imshow(array.T.astype(float), origin="lower", aspect="auto", cmap="Blues",
-                          vmin=0.0, vmax=1.0, interpolation="nearest",
-                          extent=(0, n_steps, lowest - 0.5, lowest + n_notes - 0.5))
+        image = ax.imshow(
+            array.T.astype(float),
+            origin="lower",
+            aspect="auto",
+            cmap="Blues",
+            vmin=0.0,
+            vmax=1.0,
+            interpolation="nearest",
+            extent=(0, n_steps, lowest - 0.5, lowest + n_notes - 0.5),
+        )
         ax.figure.colorbar(image, ax=ax, label="probability", pad=0.01, fraction=0.03)
         used |= (array > 0.25).any(axis=0)
         if truth is not None:
             truth_state = truth.state if isinstance(truth, midi.Piece) else np.asarray(truth)
             if truth_state.shape[:2] != array.shape:
-                raise ValueError(f"truth has shape {truth_state.shape[:2]}, probabilities "
-                                 f"{array.shape}")
+                raise ValueError(
+                    f"truth has shape {truth_state.shape[:2]}, probabilities {array.shape}"
+                )
             bars, onsets, _ = _note_boxes(truth_state, lowest)
-            ax.add_collection(PolyCollection(bars, facecolors="none", edgecolors=TRUTH_COLOR,
-                                             linewidths=0.8, label="true notes"))
-            ax.add_collection(PolyCollection(onsets, facecolors=TRUTH_COLOR, edgecolors="none",
-                                             alpha=0.8))
+            ax.add_collection(
+                PolyCollection(
+                    bars,
+                    facecolors="none",
+                    edgecolors=TRUTH_COLOR,
+                    linewidths=0.8,
+                    label="true notes",
+                )
+            )
+            ax.add_collection(
+                PolyCollection(onsets, facecolors=TRUTH_COLOR, edgecolors="none", alpha=0.8)
+            )
             used |= truth_state[..., 0].any(axis=0)
     else:  # a note-state
         bars, onsets, _ = _note_boxes(array, lowest)
@@ -141,9 +175,17 @@ def plot_piano_roll(
     # Black-key rows lightly shaded, as on a keyboard: one image, not a patch per row.
     rows = np.arange(first, last + 1)
     shade = np.isin(rows % 12, list(_BLACK_KEYS)).astype(float)[:, None]
-    ax.imshow(shade, origin="lower", aspect="auto", cmap="Greys", vmin=0, vmax=12,
-              extent=(0, max(n_steps, 1), first - 0.5, last + 0.5), zorder=-2,
-              interpolation="nearest")
+    ax.imshow(
+        shade,
+        origin="lower",
+        aspect="auto",
+        cmap="Greys",
+        vmin=0,
+        vmax=12,
+        extent=(0, max(n_steps, 1), first - 0.5, last + 0.5),
+        zorder=-2,
+        interpolation="nearest",
+    )
     cs = rows[rows % 12 == 0]
     ax.set_yticks(cs, [midi.note_name(p) for p in cs])
     ax.set_ylabel("pitch")
@@ -157,8 +199,11 @@ def plot_piano_roll(
     ax.vlines(bar_starts, first - 0.5, last + 0.5, colors="0.45", linewidths=0.8, zorder=-1)
     # A short first bar before a meter change is a pickup: number it 0, as musicians do.
     meters = sorted(meters)
-    pickup = len(meters) > 1 and 0 < meters[1][0] < midi.steps_per_bar(
-        meters[1][1], meters[1][2], steps_per_beat) and meters[0][0] == 0
+    pickup = (
+        len(meters) > 1
+        and 0 < meters[1][0] < midi.steps_per_bar(meters[1][1], meters[1][2], steps_per_beat)
+        and meters[0][0] == 0
+    )
     every = max(1, int(np.ceil(len(bar_starts) / 24)))
     labelled = bar_starts[::every]
     first_number = 0 if pickup else 1

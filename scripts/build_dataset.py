@@ -76,25 +76,32 @@ def score_to_midi(score, *, bpm: float = 80.0) -> mido.MidiFile:
 
     # Conductor track: meters and tempi, taken from the first part (all parts agree in chorales).
     flat = first_part.flatten()
-    meters = [(_ticks(ts.offset), ts.numerator, ts.denominator)
-              for ts in flat.getElementsByClass(meter.TimeSignature)]
+    meters = [
+        (_ticks(ts.offset), ts.numerator, ts.denominator)
+        for ts in flat.getElementsByClass(meter.TimeSignature)
+    ]
     if not meters:
         meters = [(0, 4, 4)]
     if pickup and meters[0][0] == 0:
         num, den = _pickup_meter(pickup)
         meters = [(0, num, den), (_ticks(pickup), meters[0][1], meters[0][2])] + meters[1:]
-    marks = [(_ticks(mm.offset), mm.getQuarterBPM())
-             for mm in flat.getElementsByClass(tempo.MetronomeMark) if mm.getQuarterBPM()]
+    marks = [
+        (_ticks(mm.offset), mm.getQuarterBPM())
+        for mm in flat.getElementsByClass(tempo.MetronomeMark)
+        if mm.getQuarterBPM()
+    ]
     if not marks or marks[0][0] != 0:
         marks = [(0, bpm)] + marks
 
     events: list[tuple[int, int, mido.MetaMessage]] = []
     for tick, num, den in meters:
-        events.append((tick, 0, mido.MetaMessage("time_signature", numerator=num,
-                                                 denominator=den, time=0)))
+        events.append(
+            (tick, 0, mido.MetaMessage("time_signature", numerator=num, denominator=den, time=0))
+        )
     for tick, quarter_bpm in marks:
-        events.append((tick, 1, mido.MetaMessage("set_tempo", tempo=mido.bpm2tempo(quarter_bpm),
-                                                 time=0)))
+        events.append(
+            (tick, 1, mido.MetaMessage("set_tempo", tempo=mido.bpm2tempo(quarter_bpm), time=0))
+        )
     title = (score.metadata.title if score.metadata else None) or ""
     conductor = [mido.MetaMessage("track_name", name=title, time=0)] if title else []
     midi = mido.MidiFile(type=1, ticks_per_beat=TICKS_PER_BEAT)
@@ -115,10 +122,16 @@ def score_to_midi(score, *, bpm: float = 80.0) -> mido.MidiFile:
         for start, end, pitch in notes:
             # Sort key: note_off (0) before note_on (1) at the same tick, so a repeated note
             # is ended before it is struck again.
-            events.append((start, 1, mido.Message("note_on", channel=channel, note=pitch,
-                                                  velocity=VELOCITY, time=0)))
-            events.append((end, 0, mido.Message("note_off", channel=channel, note=pitch,
-                                                 velocity=0, time=0)))
+            events.append(
+                (
+                    start,
+                    1,
+                    mido.Message("note_on", channel=channel, note=pitch, velocity=VELOCITY, time=0),
+                )
+            )
+            events.append(
+                (end, 0, mido.Message("note_off", channel=channel, note=pitch, velocity=0, time=0))
+            )
         name = part.partName or part.id or f"Part {channel + 1}"
         header = [mido.MetaMessage("track_name", name=str(name), time=0)]
         midi.tracks.append(_delta_track(header, events))
@@ -186,11 +199,19 @@ def export(names: list[str], out: Path, *, bpm: float = 80.0) -> tuple[list[Path
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="folder for the .mid files")
-    parser.add_argument("--count", type=int, default=DEFAULT_COUNT,
-                        help="how many chorales, in Riemenschneider order (default 30)")
+    parser.add_argument(
+        "--count",
+        type=int,
+        default=DEFAULT_COUNT,
+        help="how many chorales, in Riemenschneider order (default 30)",
+    )
     parser.add_argument("--all", action="store_true", help="export all 371 chorales")
-    parser.add_argument("--bpm", type=float, default=80.0,
-                        help="tempo written when the encoding has none (quarter notes per minute)")
+    parser.add_argument(
+        "--bpm",
+        type=float,
+        default=80.0,
+        help="tempo written when the encoding has none (quarter notes per minute)",
+    )
     args = parser.parse_args(argv)
     try:
         import music21  # noqa: F401

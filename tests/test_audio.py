@@ -16,7 +16,7 @@ SR = 22050
 
 def _one_note(onset_step: int, n_steps: int = 32, pitch: int = 69, length: int = 4) -> np.ndarray:
     state = np.zeros((n_steps, 78, 2), np.uint8)
-    state[onset_step:onset_step + length, pitch - 24, 0] = 1
+    state[onset_step : onset_step + length, pitch - 24, 0] = 1
     state[onset_step, pitch - 24, 1] = 1
     return state
 
@@ -33,8 +33,12 @@ def test_length_follows_tempo_changes() -> None:
 def test_step_times() -> None:
     times = audio.step_times([(0, 120.0), (2, 60.0)], 4, 4)
     np.testing.assert_allclose(times, [0, 0.125, 0.25, 0.5, 0.75])
-    np.testing.assert_allclose(times[-1], midi.duration_seconds(
-        midi.Piece(np.zeros((4, 1, 2), np.uint8), tempos=[(0, 120.0), (2, 60.0)])))
+    np.testing.assert_allclose(
+        times[-1],
+        midi.duration_seconds(
+            midi.Piece(np.zeros((4, 1, 2), np.uint8), tempos=[(0, 120.0), (2, 60.0)])
+        ),
+    )
 
 
 def test_silence_is_zeros() -> None:
@@ -48,8 +52,8 @@ def test_onset_at_the_right_sample() -> None:
     first = np.flatnonzero(np.abs(wave_) > 1e-4)[0]
     assert SR <= first <= SR + 3
     # The note is released after its 4 steps (0.5 s) plus the 0.1 s release: silent after.
-    assert not np.abs(wave_[round(1.6 * SR) + 1:]).any()
-    assert np.abs(wave_[round(1.4 * SR):round(1.5 * SR)]).max() > 0.05
+    assert not np.abs(wave_[round(1.6 * SR) + 1 :]).any()
+    assert np.abs(wave_[round(1.4 * SR) : round(1.5 * SR)]).max() > 0.05
 
 
 def test_repeated_notes_are_struck_again() -> None:

@@ -16,8 +16,13 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def _run(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "musicutils", *args], cwd=cwd,
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "musicutils", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -77,8 +82,9 @@ def test_light_commands_do_not_import_tensorflow(chorales, tmp_path: Path) -> No
         f"assert c.main(['render', {song!r}, '--out', {wav!r}]) == 0\n"
         "assert 'tensorflow' not in sys.modules, 'a light command imported TensorFlow'\n"
     )
-    result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True,
-                            text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120
+    )
     assert result.returncode == 0, result.stderr
 
 
@@ -86,7 +92,10 @@ def test_demo_writes_outputs(tmp_path: Path) -> None:
     env_cache = tmp_path / "cache"
     result = subprocess.run(
         [sys.executable, "-m", "musicutils", "demo", "--out", str(tmp_path / "out")],
-        cwd=REPO, capture_output=True, text=True, timeout=300,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
         env={**os.environ, "MUSICUTILS_CACHE": str(env_cache)},
     )
     assert result.returncode == 0, result.stderr

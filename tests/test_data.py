@@ -19,7 +19,7 @@ def _piece(pitches: list[int], *, bpm: float = 100.0, meter=(4, 4)) -> midi.Piec
     """A tiny piece: one quarter note per pitch (MIDI numbers), 4 steps per beat."""
     state = np.zeros((4 * len(pitches), 78, 2), np.uint8)
     for i, pitch in enumerate(pitches):
-        state[4 * i:4 * i + 4, pitch - 24, 0] = 1
+        state[4 * i : 4 * i + 4, pitch - 24, 0] = 1
         state[4 * i, pitch - 24, 1] = 1
     return midi.from_state(state, bpm=bpm, meter=meter)
 
@@ -52,8 +52,14 @@ def test_bad_files_reported_good_ones_kept(folder: Path, tmp_path: Path) -> None
 
 
 def test_read_parameters_are_passed(folder: Path, tmp_path: Path) -> None:
-    corpus = data.load_corpus(folder, steps_per_beat=2, lowest=48, highest=84,
-                              cache_dir=tmp_path / "cache", progress=False)
+    corpus = data.load_corpus(
+        folder,
+        steps_per_beat=2,
+        lowest=48,
+        highest=84,
+        cache_dir=tmp_path / "cache",
+        progress=False,
+    )
     assert all(p.state.shape[1:] == (36, 2) and p.steps_per_beat == 2 for p in corpus)
     assert corpus.pieces[0].n_steps == 6
 
@@ -68,7 +74,13 @@ def test_cache_hit_returns_equal_pieces(folder: Path, tmp_path: Path) -> None:
     for a, b in zip(cold, warm, strict=True):
         assert np.array_equal(a.state, b.state) and a.state.dtype == b.state.dtype == np.uint8
         assert (a.tempos, a.meters, a.name, a.lowest, a.steps_per_beat, a.ticks_per_beat) == (
-            b.tempos, b.meters, b.name, b.lowest, b.steps_per_beat, b.ticks_per_beat)
+            b.tempos,
+            b.meters,
+            b.name,
+            b.lowest,
+            b.steps_per_beat,
+            b.ticks_per_beat,
+        )
 
 
 def test_cache_is_faster_on_the_bundled_chorales(tmp_path: Path) -> None:

@@ -34,8 +34,13 @@ def _state(n_steps: int = 48, n_notes: int = 78) -> np.ndarray:
 
 def _bar_line_steps(ax: Axes) -> list[float]:
     """x of the darker (bar) vertical lines."""
-    collections = [c for c in ax.collections if hasattr(c, "get_segments")
-                   and c.get_segments() and np.allclose(c.get_color()[0][:3], 0.45)]
+    collections = [
+        c
+        for c in ax.collections
+        if hasattr(c, "get_segments")
+        and c.get_segments()
+        and np.allclose(c.get_color()[0][:3], 0.45)
+    ]
     (bars,) = collections
     return sorted(float(seg[0][0]) for seg in bars.get_segments())
 
@@ -52,8 +57,9 @@ def test_piece_roll_returns_axes_with_note_names() -> None:
 
 def test_onsets_drawn_separately() -> None:
     ax = plotting.plot_piano_roll(_state())
-    notes, onsets = (c for c in ax.collections if len(c.get_paths()) and not
-                     hasattr(c, "get_segments"))
+    notes, onsets = (
+        c for c in ax.collections if len(c.get_paths()) and not hasattr(c, "get_segments")
+    )
     # Two repeated C4 quarters + one E4 half = 3 notes, each with its own onset mark,
     # so the repeated note is not drawn as one long note.
     assert len(notes.get_paths()) == 3 and len(onsets.get_paths()) == 3
