@@ -53,6 +53,24 @@ def _as_roll(piece_or_state, lowest, steps_per_beat, meters):
     )
 
 
+def _is_probability(array: np.ndarray) -> bool:
+    """A float array with a value strictly between 0 and 1 (not a 0/1 note-state)."""
+    return array.dtype.kind == "f" and bool(((array > 0) & (array < 1)).any())
+
+
+def _as_probabilities(probabilities) -> np.ndarray:
+    """(T, N) from (T, N) or (T, N, 2) (channel 0, P(play))."""
+    probabilities = np.asarray(probabilities, dtype=float)
+    if probabilities.ndim == 3 and probabilities.shape[-1] == 2:
+        return probabilities[..., 0]
+    if probabilities.ndim != 2:
+        raise ValueError(
+            f"probabilities must have shape (steps, notes) or (steps, notes, 2), "
+            f"got {probabilities.shape}"
+        )
+    return probabilities
+
+
 def _note_boxes(state: np.ndarray, lowest: int, gap: float = 0.12):
     """Vertices (K, 4, 2) of the note bars and of their darker onset marks (the first step,
     or half of a one-step note). A small gap before each onset separates repeated notes."""
@@ -85,6 +103,7 @@ def plot_piano_roll(
     meters: list[tuple[int, int, int]] | None = None,
     title: str | None = None,
     truth=None,
+    probabilities=None,
     crop: bool = True,
     margin: int = 2,
 ):
@@ -92,7 +111,9 @@ def plot_piano_roll(
 
     Args:
         piece_or_state: a `midi.Piece`; a state array (T, N, 2) (channel 0 play, 1 articulate);
-            or a float array (T, N) of probabilities, drawn as a heat map from 0 (white) to 1.
+            or probabilities, drawn as a heat map from 0 (white) to 1: a float array (T, N), or
+            a float array (T, N, 2) with values between 0 and 1 (a model's output; channel 0,
+            P(play), is drawn).
         ax: Axes to draw into; a new figure when None.
         lowest: MIDI pitch of note index 0 (default: the piece's, else 24).
         steps_per_beat: steps per quarter note (default: the piece's, else 4).
@@ -101,6 +122,8 @@ def plot_piano_roll(
         title: the title (default: the piece's name).
         truth: with probabilities, the true notes (a Piece or state (T, N, 2)) drawn as
             outlines on the heat map.
+        probabilities: the other way round: `plot_piano_roll(piece, probabilities=p)` draws
+            p (T, N) or (T, N, 2) as the heat map and the piece as `truth`.
         crop: show only the pitches used, plus `margin` semitones each side (at least an
             octave); False shows the whole range N.
         margin: semitones of space above and below the used range when cropping.
@@ -110,9 +133,21 @@ def plot_piano_roll(
     """
     from matplotlib.collections import PolyCollection
 
+    if probabilities is not None:
+        if truth is not None:
+            raise ValueError("give either `probabilities` or `truth`, not both")
+        truth_piece = piece_or_state if isinstance(piece_or_state, midi.Piece) else None
+        truth, piece_or_state = piece_or_state, _as_probabilities(probabilities)
+        if truth_piece is not None:  # the piece's range, grid, meters and name still apply
+            lowest = truth_piece.lowest if lowest is None else lowest
+            steps_per_beat = steps_per_beat or truth_piece.steps_per_beat
+            meters = meters or truth_piece.meters
+            title = truth_piece.name if title is None else title
     array, lowest, steps_per_beat, meters, name = _as_roll(
         piece_or_state, lowest, steps_per_beat, meters
     )
+    if array.ndim == 3 and _is_probability(array):
+        array = array[..., 0]
     if ax is None:
         import matplotlib.pyplot as plt
 

@@ -114,3 +114,17 @@ def test_save_png(tmp_path: Path) -> None:
 def test_empty_state() -> None:
     ax = plotting.plot_piano_roll(np.zeros((16, 78, 2), np.uint8))
     assert ax.get_ylim() == (23.5, 101.5)
+
+
+def test_model_output_and_probabilities_keyword() -> None:
+    rng = np.random.default_rng(1)
+    output = rng.random((48, 78, 2)) * 0.5  # a model's (T, N, 2) probabilities
+    ax = plotting.plot_piano_roll(output)
+    (image,) = [im for im in ax.images if im.get_array().shape == (78, 48)]
+    np.testing.assert_allclose(image.get_array(), output[..., 0].T)
+    piece = midi.from_state(_state(), meter=(3, 4), name="truth")
+    ax = plotting.plot_piano_roll(piece, probabilities=output)
+    assert ax.get_title() == "truth" and _bar_line_steps(ax) == [0, 12, 24, 36]
+    assert any(im.get_array().shape == (78, 48) for im in ax.images)
+    with pytest.raises(ValueError, match="either"):
+        plotting.plot_piano_roll(piece, probabilities=output, truth=piece)
