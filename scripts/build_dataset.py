@@ -205,7 +205,9 @@ def main(argv: list[str] | None = None) -> int:
         default=DEFAULT_COUNT,
         help="how many chorales, in Riemenschneider order (default 30)",
     )
-    parser.add_argument("--all", action="store_true", help="export all 371 chorales")
+    parser.add_argument(
+        "--all", action="store_true", help="export all 371 (about 350 distinct settings)"
+    )
     parser.add_argument(
         "--bpm",
         type=float,
