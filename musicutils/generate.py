@@ -1,0 +1,495 @@
+"""Compose with a trained biaxial model: the whole sampling loop inside one `tf.function`.
+
+The biaxial model predicts a time step note by note, from the lowest pitch up: whether note n
+plays depends on what was chosen for the notes below it in the same step. So composing is two
+nested loops, over time steps and, inside each step, over the N notes. Here both are
+`tf.while_loop`s inside one traced (and by default XLA-compiled) function; the per-note inputs of
+the next step are computed in the graph from the step just sampled (`model.time_step` calls
+`features.note_features`), so no Python runs between steps.
+
+    >>> from musicutils import generate, model as biaxial
+    >>> net = biaxial.load_model("pretrained")
+    >>> states = generate.generate(net, 256, batch_size=4, seed=1)   # (4, 256, 78, 2) uint8
+
+Sampling rules (per note, per step, for every piece of the batch):
+
+* temperature `T`: both logits are divided by `T` before the sigmoid. `T < 1` sharpens the
+  probabilities (more predictable music), `T > 1` flattens them; `T -> 0` picks the more likely
+  choice every time.
+* articulate is only sampled where play was: a note that does not sound cannot be struck.
+* the adaptive rule (`AdaptiveRule`), see there: it raises P(play) to a power below 1 while a piece
+  has been (nearly) silent, which pushes a model that has fallen into silence back into playing.
+
+Randomness is stateless: the uniform numbers of step t are drawn with a key derived from
+`(seed, t)`, so the same seed gives the same music, and the traced function is reused by every
+call (the seed is a tensor argument, not a Python constant baked into the graph).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+import weakref
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from . import midi
+from ._tf import tf
+from .errors import CheckpointError, DataError
+
+__all__ = [
+    "AdaptiveRule",
+    "DEFAULT_CHECKPOINT",
+    "generate",
+    "generate_from_args",
+    "generate_reference",
+    "load_checkpoint",
+]
+
+#: The small pretrained model bundled with the repository (a run folder).
+DEFAULT_CHECKPOINT = Path(__file__).resolve().parents[1] / "pretrained"
+
+
+@dataclass(frozen=True)
+class AdaptiveRule:
+    """The anti-silence rule: while a piece is too quiet, sample `play` from P(play) ** exponent.
+
+    An exponent below 1 raises every probability (0.01 ** 0.5 = 0.1) while keeping their order,
+    so the model's own favourite notes come back first. Per piece of the batch, after each step:
+
+    * if fewer than `min_notes` notes sounded in the step, the exponent drops by `step`
+      (linearly), but never below `floor`;
+    * otherwise it moves back towards 1 by the fraction `recovery` of the remaining distance.
+
+    The exponent applies to the step after the one that was measured. It starts at 1.
+
+    This is Daniel Johnson's 2015 `conservativity` rule (his `gen_adaptive`: fewer than 2 notes
+    -> minus 0.02, else 30 % of the way back to 1), with these changes:
+
+    * a floor. The original has none, so after 50 quiet steps its exponent reaches 0 (every one
+      of the 78 notes plays with probability 1: a full-keyboard cluster) and then goes negative
+      (P ** -x > 1, the cluster repeats until it recovers). With the floor the push stays a
+      bias towards the notes the model already likes;
+    * per piece: in a batch each piece keeps its own exponent, so one silent piece does not make
+      the others louder;
+    * it runs inside the compiled sampling loop (the original round-tripped to Python each step).
+    """
+
+    min_notes: int = 2
+    step: float = 0.02
+    floor: float = 0.25
+    recovery: float = 0.3
+
+    def as_tensor(self) -> tf.Tensor:
+        return tf.constant([self.min_notes, self.step, self.floor, self.recovery], tf.float32)
+
+    def update(self, exponent: np.ndarray, notes_playing: np.ndarray) -> np.ndarray:
+        """Next exponent (B,) from this one (B,) and the notes sounding in the step (B,)."""
+        quiet = notes_playing < self.min_notes
+        lowered = np.maximum(self.floor, np.minimum(exponent, 1.0) - self.step)
+        return np.where(quiet, lowered, exponent + (1.0 - exponent) * self.recovery).astype(
+            np.float32
+        )
+
+
+def _update_exponent(exponent, notes_playing, rule):
+    """In-graph twin of `AdaptiveRule.update`; `rule` = AdaptiveRule.as_tensor()."""
+    min_notes, step, floor, recovery = rule[0], rule[1], rule[2], rule[3]
+    lowered = tf.maximum(floor, tf.minimum(exponent, 1.0) - step)
+    return tf.where(notes_playing < min_notes, lowered, exponent + (1.0 - exponent) * recovery)
+
+
+def _step_seed(seed, t):
+    """Key of the random numbers of time step t: (2,) int64 from the call's seed (2,) int64."""
+    return tf.random.experimental.stateless_fold_in(seed, tf.cast(t, tf.int64), alg="philox")
+
+
+@tf.function(jit_compile=True, reduce_retracing=True)
+def _step_uniforms(seed, t, batch_size, n_notes):
+    """Uniform numbers of time step t: (2, N, B) float32; [0] decides play, [1] articulate.
+
+    Always XLA-compiled, also when the sampling loop is not: XLA's generator gives other numbers
+    than TensorFlow's own kernel for the same key, and the plain and compiled loops (and
+    `generate_reference`) must compose the same music from the same seed.
+    """
+    shape = tf.stack([2, n_notes, batch_size])
+    return tf.random.stateless_uniform(shape, seed=_step_seed(seed, t), alg="philox")
+
+
+def _choose(logits, u_play, u_artic, inv_temperature, exponent):
+    """Sample one note for every piece: logits (B, 2), uniforms (B,), exponent (B,) -> (B, 2).
+
+    play ~ Bernoulli(sigmoid(l0 / T) ** exponent), compared in log space so that a very small
+    P(play) does not underflow; articulate ~ Bernoulli(sigmoid(l1 / T)), only where play.
+    """
+    scaled = logits * inv_temperature
+    log_p_play = exponent * tf.math.log_sigmoid(scaled[:, 0])
+    play = tf.math.log(u_play) < log_p_play
+    artic = play & (u_artic < tf.sigmoid(scaled[:, 1]))
+    return tf.cast(tf.stack([play, artic], axis=-1), tf.float32)
+
+
+# ---------------------------------------------------------------------------------------------
+# The compiled sampler.
+
+
+#: Where XLA compiles the sampler: "notes" (the default) compiles the note loop of each step and
+#: leaves the time step's large matrix products to TensorFlow's own multi-threaded kernels; "all"
+#: compiles the whole loop (recompiled for every new number of steps); "off" compiles nothing.
+XLA_MODES = ("notes", "all", "off")
+
+
+class _Sampler:
+    """The traced sampling functions of one model (built once, reused by every call)."""
+
+    def __init__(self, model, xla: str):
+        if xla not in XLA_MODES:
+            raise ValueError(f"xla must be one of {XLA_MODES}, got {xla!r}")
+        self.model = model
+        self.n_notes = int(model.n_notes)
+        self.note_loop = (
+            tf.function(self._note_loop, jit_compile=True) if xla == "notes" else self._note_loop
+        )
+        carry_spec = tf.nest.map_structure(
+            lambda t: tf.TensorSpec([None, *t.shape[1:]], t.dtype), model.initial_time_carry(1)
+        )
+        self.loop = tf.function(
+            self._loop,
+            jit_compile=xla == "all",
+            input_signature=[
+                carry_spec,
+                tf.TensorSpec([None, self.n_notes, 2], tf.float32),  # state before the first step
+                tf.TensorSpec([None], tf.int32),  # bar position of every step to generate
+                tf.TensorSpec([2], tf.int64),  # seed
+                tf.TensorSpec([], tf.float32),  # 1 / temperature
+                tf.TensorSpec([4], tf.float32),  # AdaptiveRule.as_tensor()
+                tf.TensorSpec([], tf.bool),  # adaptive on/off
+            ],
+        )
+        self.prime = tf.function(
+            lambda state, beat: model.time_axis(state, beat)[1],
+            input_signature=[
+                tf.TensorSpec([None, None, self.n_notes, 2], tf.float32),
+                tf.TensorSpec([None, None], tf.int32),
+            ],
+        )
+
+    def _note_loop(self, note_inputs, uniforms, inv_temperature, exponent):
+        """Sample the N notes of one step, lowest first: note_inputs (B, N, G) -> (B, N, 2)."""
+        model, n_notes = self.model, self.n_notes
+        batch_size = tf.shape(note_inputs)[0]
+        per_note = tf.transpose(note_inputs, [1, 0, 2])  # (N, B, G): note n is a cheap slice
+
+        def body(n, choice, carry, chosen):
+            logits, carry = model.note_step(per_note[n], choice, carry)
+            choice = _choose(logits, uniforms[0, n], uniforms[1, n], inv_temperature, exponent)
+            choice.set_shape([per_note.shape[1], 2])
+            return n + 1, choice, carry, chosen.write(n, choice)
+
+        _, _, _, chosen = tf.while_loop(
+            lambda n, *_: n < n_notes,
+            body,
+            (
+                tf.constant(0),
+                tf.zeros(tf.stack([batch_size, 2])),
+                model.initial_note_carry(batch_size),
+                tf.TensorArray(tf.float32, size=n_notes, element_shape=tf.TensorShape([None, 2])),
+            ),
+        )
+        return tf.transpose(chosen.stack(), [1, 0, 2])
+
+    def _loop(self, carry, prev_state, beats, seed, inv_temperature, rule, adaptive):
+        model, n_notes = self.model, self.n_notes
+        batch_size = tf.shape(prev_state)[0]
+        n_steps = tf.shape(beats)[0]
+
+        def body(t, prev, carry, exponent, states):
+            beat = tf.fill(tf.reshape(batch_size, [1]), beats[t])
+            time_out, carry = model.time_step(prev, beat, carry)
+            note_inputs = model.note_inputs(time_out)
+            uniforms = _step_uniforms(seed, t, batch_size, n_notes)
+            step = self.note_loop(note_inputs, uniforms, inv_temperature, exponent)
+            playing = tf.reduce_sum(step[..., 0], axis=-1)
+            exponent = tf.where(adaptive, _update_exponent(exponent, playing, rule), exponent)
+            return t + 1, step, carry, exponent, states.write(t, tf.cast(step, tf.uint8))
+
+        _, _, _, _, states = tf.while_loop(
+            lambda t, *_: t < n_steps,
+            body,
+            (
+                tf.constant(0),
+                prev_state,
+                carry,
+                tf.ones(tf.reshape(batch_size, [1])),
+                tf.TensorArray(tf.uint8, size=n_steps, element_shape=[None, n_notes, 2]),
+            ),
+        )
+        return tf.transpose(states.stack(), [1, 0, 2, 3])  # (B, T, N, 2)
+
+
+_SAMPLERS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _sampler(model, xla: str) -> _Sampler:
+    per_model = _SAMPLERS.setdefault(model, {})
+    if xla not in per_model:
+        per_model[xla] = _Sampler(model, xla)
+    return per_model[xla]
+
+
+# ---------------------------------------------------------------------------------------------
+# Public API.
+
+
+def _seed_tensor(seed: int | None) -> tf.Tensor:
+    if seed is None:
+        seed = int(np.random.default_rng().integers(2**31))
+    return tf.constant([0, int(seed)], tf.int64)
+
+
+def _model_steps_per_beat(model, steps_per_beat: int | None) -> int:
+    if steps_per_beat is not None:
+        return int(steps_per_beat)
+    return int(getattr(model, "steps_per_beat", None) or 4)
+
+
+def _primer_arrays(primer, model, batch_size, meter, steps_per_beat):
+    """Primer as float32 (B, P, N, 2) on the model's pitch range + its bar positions (B, P).
+
+    Returns (state, beat, meters, steps_per_beat, name) where meters continue after the primer.
+    """
+    n_notes, lowest = int(model.n_notes), int(model.lowest)
+    if isinstance(primer, midi.Piece):
+        state = _to_range(primer.state, primer.lowest, lowest, n_notes)
+        meters, spb = primer.meters, primer.steps_per_beat
+        beat = primer.bar_position()
+    else:
+        state = np.asarray(primer)
+        if state.ndim not in (3, 4) or state.shape[-2:] != (n_notes, 2):
+            raise DataError(
+                f"primer: expected a state array (steps, {n_notes}, 2) or (pieces, steps, "
+                f"{n_notes}, 2) for this model, got shape {state.shape}"
+            )
+        meters, spb = [(0, *meter)], steps_per_beat
+        beat = midi.bar_positions(meters, state.shape[-3], spb)
+    if state.shape[-3] == 0:
+        raise DataError("primer: it has no time steps")
+    if state.ndim == 3:
+        state = np.broadcast_to(state, (batch_size, *state.shape))
+    elif state.shape[0] != batch_size:
+        raise DataError(
+            f"primer: holds {state.shape[0]} pieces but batch_size is {batch_size}"
+        )
+    if ((state[..., 1] > 0) & (state[..., 0] == 0)).any():
+        raise DataError("primer: a note is articulated without playing (articulate needs play)")
+    beat = np.broadcast_to(beat.astype(np.int32), state.shape[:2])
+    return state.astype(np.float32), beat, meters, spb
+
+
+def _to_range(state: np.ndarray, from_lowest: int, lowest: int, n_notes: int) -> np.ndarray:
+    """Re-index a (T, N', 2) state from pitch range [from_lowest, ...) onto the model's range."""
+    if from_lowest == lowest and state.shape[1] == n_notes:
+        return state
+    out = np.zeros((state.shape[0], n_notes, 2), np.uint8)
+    lo = max(from_lowest, lowest)
+    hi = min(from_lowest + state.shape[1], lowest + n_notes)
+    if hi > lo:
+        out[:, lo - lowest : hi - lowest] = state[:, lo - from_lowest : hi - from_lowest]
+    return out
+
+
+def generate(
+    model,
+    steps: int,
+    *,
+    batch_size: int = 1,
+    primer: midi.Piece | np.ndarray | None = None,
+    temperature: float = 1.0,
+    adaptive: bool | AdaptiveRule = True,
+    seed: int | None = None,
+    meter: tuple[int, int] = (4, 4),
+    steps_per_beat: int | None = None,
+    include_primer: bool = False,
+    xla: str = "notes",
+) -> np.ndarray:
+    """Compose `batch_size` pieces of `steps` time steps: uint8 (B, steps, N, 2).
+
+    Args:
+        model: a `BiaxialModel` (or anything with its single-step API).
+        steps: number of new time steps per piece.
+        batch_size: pieces composed together; they share every matrix product, so eight cost
+            far less than eight single runs.
+        primer: music to continue: a `midi.Piece` (its meter and bar positions carry on), a
+            state array (P, N, 2) shared by all pieces, or (B, P, N, 2), one per piece. It is fed
+            through the time axis first; the composition starts at step P.
+        temperature: > 0; logits are divided by it. Below 1 is more conservative.
+        adaptive: True for the default `AdaptiveRule`, False for plain sampling, or a rule.
+        seed: same seed (and arguments) -> same music. None draws a fresh one.
+        meter: (numerator, denominator) of the new steps when the primer is not a Piece.
+        steps_per_beat: time steps per quarter note of the model's training data (bar
+            positions); default `model.steps_per_beat` if it has one, else 4.
+        include_primer: return the primer (unchanged, on the model's pitch range) followed by
+            the new steps instead of the new steps only.
+        xla: which part of the loop XLA compiles, one of `XLA_MODES` ("notes": the note loop,
+            fastest on CPU; "all"; "off"). The music is the same in every mode.
+
+    Returns:
+        uint8 (B, T, N, 2) with T = steps (+ P with include_primer); articulate implies play.
+    """
+    if steps < 0:
+        raise ValueError(f"steps must be >= 0, got {steps}")
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    if not temperature > 0:
+        raise ValueError(f"temperature must be > 0, got {temperature}")
+    rule = AdaptiveRule() if adaptive is True else adaptive
+    spb = _model_steps_per_beat(model, steps_per_beat)
+    sampler = _sampler(model, xla)
+    n_notes = sampler.n_notes
+
+    if primer is None:
+        start, meters = 0, [(0, *meter)]
+        carry = model.initial_time_carry(batch_size)
+        prev = tf.zeros([batch_size, n_notes, 2])
+        primer_state = np.zeros((batch_size, 0, n_notes, 2), np.uint8)
+    else:
+        primer_state, primer_beat, meters, spb = _primer_arrays(
+            primer, model, batch_size, meter, spb
+        )
+        start = primer_state.shape[1]
+        carry = sampler.prime(tf.constant(primer_state), tf.constant(primer_beat))
+        prev = tf.constant(primer_state[:, -1])
+    beats = midi.bar_positions(meters, steps, spb, start=start)
+
+    states = sampler.loop(
+        carry,
+        prev,
+        tf.constant(beats, tf.int32),
+        _seed_tensor(seed),
+        tf.constant(1.0 / temperature, tf.float32),
+        (rule or AdaptiveRule()).as_tensor(),
+        tf.constant(bool(rule)),
+    ).numpy()
+    if include_primer:
+        states = np.concatenate([primer_state.astype(np.uint8), states], axis=1)
+    return states
+
+
+def generate_reference(
+    model,
+    steps: int,
+    *,
+    batch_size: int = 1,
+    temperature: float = 1.0,
+    adaptive: bool | AdaptiveRule = True,
+    seed: int | None = None,
+    meter: tuple[int, int] = (4, 4),
+    steps_per_beat: int | None = None,
+) -> np.ndarray:
+    """The same sampler written naively: a Python loop calling the model's step API eagerly.
+
+    Draws the same random numbers as `generate`, so with the same seed it composes the same
+    music (up to float rounding at the decision thresholds). It is the correctness and speed
+    reference for the compiled loop (tests, benchmarks/bench_generate.py); use `generate`.
+    """
+    rule = AdaptiveRule() if adaptive is True else adaptive
+    n_notes = int(model.n_notes)
+    seed_t = _seed_tensor(seed)
+    inv_t = tf.constant(1.0 / temperature, tf.float32)
+    beats = midi.bar_positions([(0, *meter)], steps, _model_steps_per_beat(model, steps_per_beat))
+    carry = model.initial_time_carry(batch_size)
+    prev = tf.zeros([batch_size, n_notes, 2])
+    exponent = np.ones(batch_size, np.float32)
+    out = np.zeros((batch_size, steps, n_notes, 2), np.uint8)
+    for t in range(steps):
+        beat = tf.fill([batch_size], int(beats[t]))
+        time_out, carry = model.time_step(prev, beat, carry)
+        note_inputs = model.note_inputs(time_out)
+        uniforms = _step_uniforms(seed_t, tf.constant(t), tf.constant(batch_size), n_notes)
+        note_carry = model.initial_note_carry(batch_size)
+        choice = tf.zeros([batch_size, 2])
+        for n in range(n_notes):
+            logits, note_carry = model.note_step(note_inputs[:, n], choice, note_carry)
+            choice = _choose(logits, uniforms[0, n], uniforms[1, n], inv_t, exponent)
+            out[:, t, n] = choice.numpy()
+        if rule:
+            exponent = rule.update(exponent, out[:, t, :, 0].sum(-1))
+        prev = tf.constant(out[:, t], tf.float32)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Checkpoints and the command line.
+
+
+def load_checkpoint(folder: str | os.PathLike | None = None):
+    """Load the model of a run folder (default: the bundled `pretrained/`)."""
+    from . import model as biaxial
+
+    folder = Path(folder) if folder is not None else DEFAULT_CHECKPOINT
+    if not folder.exists():
+        hint = " (the bundled pretrained model is missing)" if folder == DEFAULT_CHECKPOINT else ""
+        raise CheckpointError(f"{folder}: no such run folder{hint}")
+    return biaxial.load_model(folder)
+
+
+def _out_paths(out: Path, count: int) -> list[Path]:
+    if count == 1:
+        return [out]
+    return [out.with_name(f"{out.stem}_{i}{out.suffix}") for i in range(count)]
+
+
+def generate_from_args(args: argparse.Namespace) -> list[Path]:
+    """`python -m musicutils generate ...`: compose and write OUT.mid (OUT_0.mid, ... for B > 1).
+
+    With --png / --wav, a piano roll and an audio rendering are written beside each MIDI file.
+    Returns the MIDI paths written.
+    """
+    net = load_checkpoint(args.checkpoint)
+    primer = midi.read(args.primer) if args.primer is not None else None
+    started = time.perf_counter()
+    states = generate(
+        net,
+        args.steps,
+        batch_size=args.batch_size,
+        primer=primer,
+        temperature=args.temperature,
+        adaptive=args.adaptive,
+        seed=args.seed,
+        include_primer=primer is not None,
+    )
+    seconds = time.perf_counter() - started
+    spb = primer.steps_per_beat if primer is not None else _model_steps_per_beat(net, None)
+    tempos = primer.tempos if primer is not None else [(0, 90.0)]
+    meters = primer.meters if primer is not None else [(0, 4, 4)]
+    paths = _out_paths(Path(args.out), len(states))
+    for path, state in zip(paths, states, strict=True):
+        piece = midi.Piece(
+            state=state,
+            lowest=int(net.lowest),
+            steps_per_beat=spb,
+            tempos=list(tempos),
+            meters=list(meters),
+            name=path.name,
+        )
+        path.parent.mkdir(parents=True, exist_ok=True)
+        midi.write(piece, path)
+        print(f"wrote {path}")
+        if args.png:
+            from . import plotting
+
+            png = path.with_suffix(".png")
+            plotting.save_piano_roll(piece, png)
+            print(f"wrote {png}")
+        if args.wav:
+            from . import audio
+
+            wav = path.with_suffix(".wav")
+            audio.write_wav(piece, wav)
+            print(f"wrote {wav}")
+    print(f"composed {len(states)} x {args.steps} steps in {seconds:.1f} s")
+    return paths
+
