@@ -55,6 +55,7 @@ def main() -> None:
         with os.fdopen(fd, "w") as f:
             json.dump(nb, f, indent=1, ensure_ascii=False)
             f.write("\n")
+        os.chmod(tmp, 0o644)  # mkstemp creates private files; notebooks are ordinary files
         os.replace(tmp, path)
         print(f"{path}: {path.stat().st_size} bytes")
 
