@@ -21,7 +21,8 @@ restores the weights, the optimizer state, the early-stopping counters and the l
 committed epoch and carries on from the next one; log.csv is rewritten from the committed rows,
 so it never repeats an epoch. The training data are a pure function of (seed, batch number)
 (`datasets.SegmentSampler.dataset`), so the resumed run draws the same batches the
-uninterrupted one would have. (Dropout masks are not replayed exactly.) Running again with a
+uninterrupted one would have, and each epoch's dropout masks are seeded by (seed, epoch) too,
+so a resumed run reproduces the uninterrupted one. Running again with a
 larger `--epochs` continues a finished run; other settings must match the folder's train.json.
 
 Likelihoods are in nats per time step, summed over the notes: `play_nll` counts the N play
@@ -293,8 +294,9 @@ class _RunCallback(keras.callbacks.Callback):
     """
 
     def __init__(self, run_dir: Path, state: dict, valid: list[Piece], patience: int,
-                 batch_size: int, verbose: int):
+                 batch_size: int, verbose: int, seed: int = 0):
         super().__init__()
+        self.seed = seed
         self.run_dir = run_dir
         self.backup = run_dir / "backup"
         self.state = state
@@ -307,6 +309,10 @@ class _RunCallback(keras.callbacks.Callback):
 
     def on_epoch_begin(self, epoch, logs=None):
         self._started = time.perf_counter()
+        # Dropout masks as a function of (seed, epoch), so a resumed epoch replays them exactly.
+        generator_state = getattr(getattr(self.model, "_dropout_seed", None), "state", None)
+        if generator_state is not None:
+            generator_state.assign(tf.constant([self.seed, epoch], generator_state.dtype))
 
     def on_epoch_end(self, epoch, logs=None):
         from . import model as model_lib
@@ -507,7 +513,7 @@ def train(
     with distribution.scope():
         model = model_lib.BiaxialModel(
             n_notes=sampler.n_notes, lowest=sampler.lowest, time_sizes=settings.time_sizes,
-            note_sizes=settings.note_sizes, dropout=settings.dropout)
+            note_sizes=settings.note_sizes, dropout=settings.dropout, seed=settings.seed)
         model.compile(optimizer=keras.optimizers.Adam(settings.learning_rate),
                       loss=model_lib.BiaxialNLL(), metrics=[model_lib.PlayNLL()])
         example, _ = next(iter(sampler.dataset(2, seed=seed).take(1)))
@@ -522,7 +528,7 @@ def train(
         settings.batch_size, seed=settings.seed, transpose=settings.transpose,
         first_batch=state["epoch"] * settings.steps_per_epoch)
     callback = _RunCallback(run_dir, state, valid, settings.patience, settings.batch_size,
-                            verbose)
+                            verbose, settings.seed)
     model.fit(train_data, epochs=settings.epochs, initial_epoch=state["epoch"],
               steps_per_epoch=settings.steps_per_epoch, callbacks=[callback],
               shuffle=False, verbose=verbose)

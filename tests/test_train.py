@@ -1,0 +1,270 @@
+"""Tests for musicutils.train: learning, the run folder, exact resume, kill-and-resume, the CLI,
+benchmark pickles and the distributed path. Tiny models (time 16, note 8, segments of 16 steps).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import pickle
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from musicutils import cli, datasets, train
+from musicutils.errors import CheckpointError, DataError
+from musicutils.midi import from_state
+
+ROOT = Path(__file__).resolve().parents[1]
+CHORALES = ROOT / "data" / "chorales"
+TINY = dict(steps_per_epoch=3, batch_size=4, segment_length=16, time_sizes=(16,),
+            note_sizes=(8,), learning_rate=0.01, verbose=0)
+TINY_ARGS = ["--steps-per-epoch", "3", "--batch-size", "4", "--segment-length", "16",
+             "--time-sizes", "16", "--note-sizes", "8", "--learning-rate", "0.01"]
+
+
+def _env():
+    return dict(os.environ, PYTHONPATH=str(ROOT))
+
+
+def _log_rows(run_dir: Path) -> list[dict]:
+    with open(run_dir / "log.csv", newline="") as f:
+        return list(csv.DictReader(f))
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A 4-epoch run on the bundled chorales, shared by several tests."""
+    run_dir = tmp_path_factory.mktemp("runs") / "four"
+    return train.train(CHORALES, run_dir, epochs=4, **TINY)
+
+
+@pytest.mark.slow
+def test_validation_nll_drops_far_below_coin_flip(trained):
+    # Coin flips for the 78 play bits cost 78 ln 2 = 54.1 nats per step (before articulation);
+    # an untrained model starts near there. Learning that most notes are silent most of the time
+    # and that sounding notes go on already halves it.
+    coin_flip = 78 * math.log(2)
+    history = trained.history
+    assert [row["epoch"] for row in history] == [1, 2, 3, 4]
+    assert history[-1]["val_play_nll"] < 0.5 * coin_flip
+    assert history[-1]["val_nll"] < history[0]["val_nll"]
+    assert history[-1]["nll"] < history[0]["nll"]
+
+
+def test_run_folder_contents(trained):
+    run_dir = trained.run_dir
+    assert {p.name for p in run_dir.iterdir()} >= {
+        "config.json", "model.weights.h5", "train.json", "log.csv", "backup"}
+    rows = _log_rows(run_dir)
+    assert list(rows[0]) == list(train.LOG_COLUMNS)
+    assert [int(r["epoch"]) for r in rows] == [1, 2, 3, 4]
+    assert all(float(r["seconds"]) > 0 for r in rows)
+    settings = json.loads((run_dir / "train.json").read_text())
+    assert settings["data"] == str(CHORALES) and settings["segment_length"] == 16
+    assert settings["time_sizes"] == [16] and settings["validation_split"] == 0.1
+    state = json.loads((run_dir / "backup" / "state.json").read_text())
+    assert state["epoch"] == 4 and [p.name for p in (run_dir / "backup").glob("*.h5")] == [
+        "epoch-0004.weights.h5"]
+    # The saved model holds the best epoch's weights: its validation NLL is the best one.
+    best = min(r["val_nll"] for r in trained.history)
+    assert trained.best_val_nll == pytest.approx(best)
+    again = train.evaluate_checkpoint(run_dir, CHORALES, split="valid")
+    assert again["nll"] == pytest.approx(best, rel=1e-4)
+    assert not list(run_dir.glob(".*"))  # no temporary files left behind
+
+
+@pytest.mark.slow
+def test_resumed_run_equals_uninterrupted_run(trained, tmp_path):
+    run_dir = tmp_path / "resumed"
+    first = train.train(CHORALES, run_dir, epochs=2, **TINY)
+    assert first.resumed_from == 0 and first.epochs_completed == 2
+    second = train.train(CHORALES, run_dir, epochs=4, **TINY)
+    assert second.resumed_from == 2
+    for a, b in zip(trained.history, second.history, strict=True):
+        assert a["epoch"] == b["epoch"]
+        assert a["nll"] == pytest.approx(b["nll"], rel=1e-5)
+        assert a["val_nll"] == pytest.approx(b["val_nll"], rel=1e-5)
+    # Nothing left to do: a third call trains nothing and keeps the log.
+    third = train.train(CHORALES, run_dir, epochs=4, **TINY)
+    assert third.epochs_completed == 4 and len(_log_rows(run_dir)) == 4
+
+
+def test_changed_settings_are_refused(trained):
+    with pytest.raises(CheckpointError, match="batch_size=4, not 8"):
+        train.train(CHORALES, trained.run_dir, epochs=4, **{**TINY, "batch_size": 8})
+
+
+def test_folder_with_a_foreign_model_is_refused(trained, tmp_path):
+    folder = tmp_path / "pretrained"
+    folder.mkdir()
+    (folder / "config.json").write_text("{}")
+    with pytest.raises(CheckpointError, match="no train.json"):
+        train.train(CHORALES, folder, epochs=1, **TINY)
+
+
+@pytest.mark.slow
+def test_uncommitted_epoch_rows_are_dropped_on_resume(tmp_path):
+    run_dir = tmp_path / "run"
+    train.train(CHORALES, run_dir, epochs=1, **TINY)
+    # Simulate a kill after log.csv got epoch 2's row but before state.json committed it.
+    with open(run_dir / "log.csv", "a") as f:
+        f.write("2,1,1,1,1,1\n")
+    result = train.train(CHORALES, run_dir, epochs=2, **TINY)
+    assert [int(r["epoch"]) for r in _log_rows(run_dir)] == [1, 2]
+    assert result.history[1]["nll"] != 1.0
+
+
+@pytest.mark.slow
+def test_early_stopping_keeps_best(tmp_path):
+    # A learning rate of 0 never improves after epoch 1: patience 1 stops after epoch 2.
+    result = train.train(CHORALES, tmp_path / "run", epochs=10, patience=1,
+                         **{**TINY, "learning_rate": 0.0})
+    assert result.stopped_early and result.epochs_completed == 2
+    assert result.best_epoch == 1
+    again = train.train(CHORALES, tmp_path / "run", epochs=10, patience=1,
+                        **{**TINY, "learning_rate": 0.0})
+    assert again.epochs_completed == 2  # a finished run is not restarted
+
+
+def test_evaluate_matches_model_nll_and_ignores_padding(trained):
+    from musicutils import model as model_lib
+    from musicutils._tf import tf
+
+    model = trained.model
+    rng = np.random.default_rng(0)
+    play = (rng.random((3, 24, 78)) < 0.1).astype(np.uint8)
+    state = np.stack([play, play], axis=-1)
+    pieces = [from_state(s) for s in state]
+    beat = np.stack([p.bar_position() for p in pieces])
+    logits = model({"state": tf.constant(state), "beat": tf.constant(beat)})
+    expected = float(tf.reduce_mean(model_lib.nll_per_step(state, logits)))
+    expected_play = float(tf.reduce_mean(model_lib.nll_per_step(state, logits, False)))
+    scores = train.evaluate(model, pieces)
+    assert scores["nll"] == pytest.approx(expected, rel=1e-5)
+    assert scores["play_nll"] == pytest.approx(expected_play, rel=1e-5)
+    # A shorter piece batched (padded) with longer ones scores as it does alone.
+    short = from_state(state[0, :10])
+    alone = train.evaluate(model, [short])
+    mixed = train.evaluate(model, [short, pieces[1]], batch_size=2)
+    single = train.evaluate(model, [pieces[1]])
+    total = (alone["nll"] * 10 + single["nll"] * 24) / 34
+    assert mixed["nll"] == pytest.approx(total, rel=1e-5) and mixed["steps"] == 34
+
+
+@pytest.mark.slow
+def test_cli_train_and_evaluate(tmp_path, capsys):
+    run_dir = tmp_path / "cli"
+    status = cli.main(["train", "--data", str(CHORALES), "--out", str(run_dir), "--epochs", "1",
+                       "--quiet", *TINY_ARGS])
+    assert status == 0
+    out = capsys.readouterr().out
+    assert "best epoch 1: validation NLL" in out
+    assert cli.main(["evaluate", "--checkpoint", str(run_dir), "--data", str(CHORALES)]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[0].startswith("data: ") and "3 pieces" in lines[0]  # the held-out 10 %
+    assert lines[-1].startswith("nll_per_step=") and float(lines[-1].split("=")[1]) > 0
+    # A MIDI folder has no test split: one line on stderr, status 2.
+    assert cli.main(["evaluate", "--checkpoint", str(run_dir), "--data", str(CHORALES),
+                     "--split", "test"]) == 2
+    assert "no test split" in capsys.readouterr().err
+    assert cli.main(["evaluate", "--checkpoint", str(tmp_path / "nothing"),
+                     "--data", str(CHORALES)]) == 2
+
+
+def _tiny_benchmark(path: Path) -> Path:
+    rng = np.random.default_rng(1)
+
+    def sequence(n):
+        return [sorted(int(p) for p in rng.choice(np.arange(48, 72), 3, replace=False))
+                for _ in range(n)]
+
+    data = {"train": [sequence(24) for _ in range(6)], "valid": [sequence(20)],
+            "test": [sequence(16), sequence(28)]}
+    with open(path, "wb") as f:
+        pickle.dump(data, f)
+    return path
+
+
+@pytest.mark.slow
+def test_benchmark_pickle_train_and_evaluate(tmp_path, capsys):
+    data = _tiny_benchmark(tmp_path / "tiny.pickle")
+    result = train.train(data, tmp_path / "run", epochs=1, **{**TINY, "segment_length": 8})
+    assert result.model.n_notes == 88 and result.model.lowest == 21
+    assert cli.main(["evaluate", "--checkpoint", str(tmp_path / "run"), "--data", str(data)]) == 0
+    out = capsys.readouterr().out
+    assert "tiny.pickle, test split: 2 pieces, 44 steps" in out
+    assert "articulation derived from onsets" in out and "nll_per_step=" in out
+
+
+def test_bad_data_paths(tmp_path):
+    with pytest.raises(DataError, match="no such folder"):
+        train.load_data(tmp_path / "missing")
+    (tmp_path / "notes.txt").write_text("x")
+    with pytest.raises(DataError, match="folder of MIDI files or a .pickle"):
+        train.load_data(tmp_path / "notes.txt")
+    with pytest.raises(DataError, match="no readable MIDI files"):
+        train.load_data(tmp_path, verbose=0)
+
+
+def test_segment_sampler_is_what_training_uses():
+    pieces = train.load_data(CHORALES, verbose=0)
+    sampler = datasets.SegmentSampler(pieces["train"], 16)
+    assert len(pieces["train"]) == 27 and len(pieces["valid"]) == 3
+    assert sampler.n_notes == 78 and sampler.lowest == 24
+
+
+@pytest.mark.slow
+def test_kill_during_training_then_resume(tmp_path):
+    run_dir = tmp_path / "killed"
+    command = [sys.executable, "-m", "musicutils", "train", "--data", str(CHORALES), "--out",
+               str(run_dir), "--quiet", *TINY_ARGS]
+    process = subprocess.Popen([*command, "--epochs", "200"], env=_env(), cwd=ROOT,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    state_path = run_dir / "backup" / "state.json"
+    deadline = time.monotonic() + 120
+    try:
+        while not state_path.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert state_path.exists(), "the first epoch never finished"
+        process.send_signal(signal.SIGKILL)  # at a random point of a later epoch
+    finally:
+        process.kill()
+        process.wait()
+    done = json.loads(state_path.read_text())["epoch"]
+    assert done >= 1
+    finished = subprocess.run([*command, "--epochs", str(done + 2)], env=_env(), cwd=ROOT,
+                              capture_output=True, text=True, timeout=180)
+    assert finished.returncode == 0, finished.stderr
+    epochs = [int(r["epoch"]) for r in _log_rows(run_dir)]
+    assert epochs == list(range(1, done + 3))  # continued, no epoch twice, none lost
+    assert json.loads(state_path.read_text())["epoch"] == done + 2
+
+
+@pytest.mark.slow
+def test_mirrored_strategy_on_two_logical_cpus(tmp_path):
+    script = f"""
+from musicutils._tf import tf
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+from musicutils import train
+result = train.train({str(CHORALES)!r}, {str(tmp_path / 'run')!r}, epochs=2, strategy="mirrored",
+                     **{TINY!r})
+print("replicas", train.make_strategy("mirrored").num_replicas_in_sync)
+print("val_nll", result.history[0]["val_nll"], result.history[-1]["val_nll"])
+"""
+    done = subprocess.run([sys.executable, "-c", script], env=_env(), cwd=ROOT,
+                          capture_output=True, text=True, timeout=180)
+    assert done.returncode == 0, done.stderr[-2000:]
+    lines = dict(line.split(" ", 1) for line in done.stdout.strip().splitlines())
+    assert lines["replicas"] == "2"
+    first, last = map(float, lines["val_nll"].split())
+    assert last < first
+    assert (tmp_path / "run" / "model.weights.h5").exists()
