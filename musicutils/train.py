@@ -39,6 +39,8 @@ import json
 import os
 import tempfile
 import time
+import warnings
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -253,6 +255,15 @@ def _log_text(rows: list[dict]) -> str:
     return buffer.getvalue()
 
 
+@contextmanager
+def _quiet_saving():
+    """Keras 3.15's h5 writer converts variables with np.array(copy=False), which numpy 2 flags
+    with a DeprecationWarning per variable; it is harmless, so keep it out of the output."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "__array__ implementation", DeprecationWarning)
+        yield
+
+
 def _isnan(value) -> bool:
     return value is None or (isinstance(value, float) and np.isnan(value))
 
@@ -338,7 +349,8 @@ class _RunCallback(keras.callbacks.Callback):
         monitored = row["val_nll"] if self.valid else -float(epoch)
         if state["best"] is None or monitored < state["best"]:
             state.update(best=monitored, best_epoch=epoch + 1, wait=0)
-            model_lib.save_model(self.model, self.run_dir)
+            with _quiet_saving():
+                model_lib.save_model(self.model, self.run_dir)
         else:
             state["wait"] += 1
         state["rows"].append(row)
@@ -348,7 +360,8 @@ class _RunCallback(keras.callbacks.Callback):
         self.backup.mkdir(exist_ok=True)
         weights = self.backup / f"epoch-{epoch + 1:04d}.weights.h5"
         temp = self.backup / f".tmp-{os.getpid()}.weights.h5"
-        self.model.save_weights(temp, overwrite=True)  # the model and its optimizer's state
+        with _quiet_saving():
+            self.model.save_weights(temp, overwrite=True)  # the model and its optimizer's state
         os.replace(temp, weights)
         state["weights"] = weights.name
         _write_atomic(self.backup / "state.json", json.dumps(state, indent=1))
