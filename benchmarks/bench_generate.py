@@ -44,20 +44,26 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=128, help="steps per timed run")
     parser.add_argument("--naive-steps", type=int, default=6, help="steps of the naive loop")
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--modes", default=",".join(generate.XLA_MODES),
-                        help="XLA modes to time (the first is reported on the last line)")
+    parser.add_argument(
+        "--modes",
+        default=",".join(generate.XLA_MODES),
+        help="XLA modes to time (the first is reported on the last line)",
+    )
     args = parser.parse_args()
     modes = [m for m in args.modes.split(",") if m]
 
     model = BiaxialModel(seed=0)
     flops = flops_per_forward(model.get_config(), 1, 1)
-    print(f"model: default size, {model.count_params():,} weights, "
-          f"{flops / 1e6:.0f} MFLOP per step and piece (matmuls)")
+    print(
+        f"model: default size, {model.count_params():,} weights, "
+        f"{flops / 1e6:.0f} MFLOP per step and piece (matmuls)"
+    )
     print(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
 
     rates: dict[tuple[str, int], float] = {}
     for mode in modes:
         for batch_size in (1, 8):
+
             def run(mode=mode, batch_size=batch_size):
                 generate.generate(model, args.steps, batch_size=batch_size, seed=0, xla=mode)
 
@@ -66,8 +72,11 @@ def main() -> None:
             warmup = time.perf_counter() - started
             rate = steps_per_second(run, args.steps, batch_size, args.repeats)
             rates[mode, batch_size] = rate
-            print(f"xla={mode:<5} batch {batch_size}: {rate:8.1f} steps/s "
-                  f"({rate * flops / 1e9:5.1f} GFLOP/s; first call {warmup:.1f} s)", flush=True)
+            print(
+                f"xla={mode:<5} batch {batch_size}: {rate:8.1f} steps/s "
+                f"({rate * flops / 1e9:5.1f} GFLOP/s; first call {warmup:.1f} s)",
+                flush=True,
+            )
 
     def naive():
         generate.generate_reference(model, args.naive_steps, batch_size=1, seed=0)
@@ -77,10 +86,11 @@ def main() -> None:
     print(f"naive loop   batch 1: {naive_rate:8.1f} steps/s")
     print(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     best = modes[0]
-    print(f"speed-up of xla={best} batch 1 over the naive loop: "
-          f"{rates[best, 1] / naive_rate:.0f}x")
-    print(f"steps_per_second_b1={rates[best, 1]:.1f} steps_per_second_b8={rates[best, 8]:.1f} "
-          f"naive_steps_per_second={naive_rate:.2f}")
+    print(f"speed-up of xla={best} batch 1 over the naive loop: {rates[best, 1] / naive_rate:.0f}x")
+    print(
+        f"steps_per_second_b1={rates[best, 1]:.1f} steps_per_second_b8={rates[best, 8]:.1f} "
+        f"naive_steps_per_second={naive_rate:.2f}"
+    )
 
 
 if __name__ == "__main__":

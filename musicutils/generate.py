@@ -20,9 +20,13 @@ Sampling rules (per note, per step, for every piece of the batch):
 * the adaptive rule (`AdaptiveRule`), see there: it raises P(play) to a power below 1 while a piece
   has been (nearly) silent, which pushes a model that has fallen into silence back into playing.
 
+* a note that starts sounding is articulated (as in every state `midi.read` returns).
+
 Randomness is stateless: the uniform numbers of step t are drawn with a key derived from
 `(seed, t)`, so the same seed gives the same music, and the traced function is reused by every
-call (the seed is a tensor argument, not a Python constant baked into the graph).
+call (the seed is a tensor argument, not a Python constant baked into the graph). t counts from
+the start of the piece, primer included: continuing the first P steps of a composition with the
+same seed (and the adaptive rule off) composes its steps P, P+1, ... again.
 """
 
 from __future__ import annotations
@@ -119,16 +123,19 @@ def _step_uniforms(seed, t, batch_size, n_notes):
     return tf.random.stateless_uniform(shape, seed=_step_seed(seed, t), alg="philox")
 
 
-def _choose(logits, u_play, u_artic, inv_temperature, exponent):
-    """Sample one note for every piece: logits (B, 2), uniforms (B,), exponent (B,) -> (B, 2).
+def _choose(logits, u_play, u_artic, inv_temperature, exponent, was_playing):
+    """Sample one note for every piece: logits (B, 2), the rest (B,) -> choice (B, 2) float32.
 
     play ~ Bernoulli(sigmoid(l0 / T) ** exponent), compared in log space so that a very small
-    P(play) does not underflow; articulate ~ Bernoulli(sigmoid(l1 / T)), only where play.
+    P(play) does not underflow; articulate ~ Bernoulli(sigmoid(l1 / T)), only where play. A note
+    that plays but did not play in the previous step (`was_playing` 0) is a new note, so it is
+    articulated whatever the draw: every training state looks like that (`midi.read`), and so
+    the model is fed, and `midi.write` / `midi.read` give back, exactly the state composed.
     """
     scaled = logits * inv_temperature
     log_p_play = exponent * tf.math.log_sigmoid(scaled[:, 0])
     play = tf.math.log(u_play) < log_p_play
-    artic = play & (u_artic < tf.sigmoid(scaled[:, 1]))
+    artic = play & ((u_artic < tf.sigmoid(scaled[:, 1])) | (was_playing < 0.5))
     return tf.cast(tf.stack([play, artic], axis=-1), tf.float32)
 
 
@@ -163,6 +170,7 @@ class _Sampler:
                 carry_spec,
                 tf.TensorSpec([None, self.n_notes, 2], tf.float32),  # state before the first step
                 tf.TensorSpec([None], tf.int32),  # bar position of every step to generate
+                tf.TensorSpec([], tf.int32),  # index of the first step (primer length)
                 tf.TensorSpec([2], tf.int64),  # seed
                 tf.TensorSpec([], tf.float32),  # 1 / temperature
                 tf.TensorSpec([4], tf.float32),  # AdaptiveRule.as_tensor()
@@ -177,15 +185,22 @@ class _Sampler:
             ],
         )
 
-    def _note_loop(self, note_inputs, uniforms, inv_temperature, exponent):
-        """Sample the N notes of one step, lowest first: note_inputs (B, N, G) -> (B, N, 2)."""
+    def _note_loop(self, note_inputs, uniforms, inv_temperature, exponent, prev_state):
+        """Sample the N notes of one step, lowest first: note_inputs (B, N, G) -> (B, N, 2).
+
+        uniforms (2, N, B) from `_step_uniforms`, exponent (B,), prev_state (B, N, 2) the step
+        before.
+        """
         model, n_notes = self.model, self.n_notes
         batch_size = tf.shape(note_inputs)[0]
         per_note = tf.transpose(note_inputs, [1, 0, 2])  # (N, B, G): note n is a cheap slice
+        was_playing = tf.transpose(prev_state[..., 0])  # (N, B)
 
         def body(n, choice, carry, chosen):
             logits, carry = model.note_step(per_note[n], choice, carry)
-            choice = _choose(logits, uniforms[0, n], uniforms[1, n], inv_temperature, exponent)
+            choice = _choose(
+                logits, uniforms[0, n], uniforms[1, n], inv_temperature, exponent, was_playing[n]
+            )
             choice.set_shape([per_note.shape[1], 2])
             return n + 1, choice, carry, chosen.write(n, choice)
 
@@ -201,7 +216,7 @@ class _Sampler:
         )
         return tf.transpose(chosen.stack(), [1, 0, 2])
 
-    def _loop(self, carry, prev_state, beats, seed, inv_temperature, rule, adaptive):
+    def _loop(self, carry, prev_state, beats, first_step, seed, inv_temperature, rule, adaptive):
         model, n_notes = self.model, self.n_notes
         batch_size = tf.shape(prev_state)[0]
         n_steps = tf.shape(beats)[0]
@@ -210,8 +225,8 @@ class _Sampler:
             beat = tf.fill(tf.reshape(batch_size, [1]), beats[t])
             time_out, carry = model.time_step(prev, beat, carry)
             note_inputs = model.note_inputs(time_out)
-            uniforms = _step_uniforms(seed, t, batch_size, n_notes)
-            step = self.note_loop(note_inputs, uniforms, inv_temperature, exponent)
+            uniforms = _step_uniforms(seed, first_step + t, batch_size, n_notes)
+            step = self.note_loop(note_inputs, uniforms, inv_temperature, exponent, prev)
             playing = tf.reduce_sum(step[..., 0], axis=-1)
             exponent = tf.where(adaptive, _update_exponent(exponent, playing, rule), exponent)
             return t + 1, step, carry, exponent, states.write(t, tf.cast(step, tf.uint8))
@@ -280,9 +295,7 @@ def _primer_arrays(primer, model, batch_size, meter, steps_per_beat):
     if state.ndim == 3:
         state = np.broadcast_to(state, (batch_size, *state.shape))
     elif state.shape[0] != batch_size:
-        raise DataError(
-            f"primer: holds {state.shape[0]} pieces but batch_size is {batch_size}"
-        )
+        raise DataError(f"primer: holds {state.shape[0]} pieces but batch_size is {batch_size}")
     if ((state[..., 1] > 0) & (state[..., 0] == 0)).any():
         raise DataError("primer: a note is articulated without playing (articulate needs play)")
     beat = np.broadcast_to(beat.astype(np.int32), state.shape[:2])
@@ -364,15 +377,19 @@ def generate(
         prev = tf.constant(primer_state[:, -1])
     beats = midi.bar_positions(meters, steps, spb, start=start)
 
-    states = sampler.loop(
-        carry,
-        prev,
-        tf.constant(beats, tf.int32),
-        _seed_tensor(seed),
-        tf.constant(1.0 / temperature, tf.float32),
-        (rule or AdaptiveRule()).as_tensor(),
-        tf.constant(bool(rule)),
-    ).numpy()
+    if steps == 0:  # TensorArray.stack cannot stack nothing of an unknown batch size
+        states = np.zeros((batch_size, 0, n_notes, 2), np.uint8)
+    else:
+        states = sampler.loop(
+            carry,
+            prev,
+            tf.constant(beats, tf.int32),
+            tf.constant(start, tf.int32),
+            _seed_tensor(seed),
+            tf.constant(1.0 / temperature, tf.float32),
+            (rule or AdaptiveRule()).as_tensor(),
+            tf.constant(bool(rule)),
+        ).numpy()
     if include_primer:
         states = np.concatenate([primer_state.astype(np.uint8), states], axis=1)
     return states
@@ -413,7 +430,7 @@ def generate_reference(
         choice = tf.zeros([batch_size, 2])
         for n in range(n_notes):
             logits, note_carry = model.note_step(note_inputs[:, n], choice, note_carry)
-            choice = _choose(logits, uniforms[0, n], uniforms[1, n], inv_t, exponent)
+            choice = _choose(logits, uniforms[0, n], uniforms[1, n], inv_t, exponent, prev[:, n, 0])
             out[:, t, n] = choice.numpy()
         if rule:
             exponent = rule.update(exponent, out[:, t, :, 0].sum(-1))
@@ -492,4 +509,3 @@ def generate_from_args(args: argparse.Namespace) -> list[Path]:
             print(f"wrote {wav}")
     print(f"composed {len(states)} x {args.steps} steps in {seconds:.1f} s")
     return paths
-

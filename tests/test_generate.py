@@ -1,0 +1,194 @@
+"""The in-graph sampler: validity, reproducibility, primer, temperature, adaptive rule, CLI."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from musicutils import generate, midi
+from musicutils._tf import tf
+from musicutils.errors import CheckpointError, DataError
+from musicutils.model import BiaxialModel, load_model, save_model
+
+N_NOTES = 14
+PRETRAINED = generate.DEFAULT_CHECKPOINT
+
+
+@pytest.fixture(scope="module")
+def model():
+    return BiaxialModel(n_notes=N_NOTES, lowest=55, time_sizes=(8, 8), note_sizes=(6, 4), seed=0)
+
+
+@pytest.fixture(scope="module")
+def quiet_model():
+    """A model that (untrained) almost never plays: P(play) around sigmoid(-5)."""
+    net = BiaxialModel(n_notes=N_NOTES, lowest=55, time_sizes=(8,), note_sizes=(6,), seed=1)
+    net.out_bias.assign([-5.0, 0.0])
+    return net
+
+
+def check_valid(states: np.ndarray, shape: tuple[int, ...]) -> None:
+    assert states.shape == shape
+    assert states.dtype == np.uint8
+    assert set(np.unique(states)) <= {0, 1}
+    assert not (states[..., 1] & ~states[..., 0] & 1).any(), "articulate without play"
+    # A note that starts sounding is articulated (silence assumed before step 0).
+    playing = states[..., 0].astype(bool)
+    before = np.concatenate([np.zeros_like(playing[:, :1]), playing[:, :-1]], axis=1)
+    assert (states[..., 1][playing & ~before] == 1).all()
+
+
+def test_shapes_and_validity(model):
+    states = generate.generate(model, 9, batch_size=3, seed=1)
+    check_valid(states, (3, 9, N_NOTES, 2))
+    assert states[..., 0].sum() > 0  # an untrained model plays about half its notes
+
+
+def test_zero_steps(model):
+    assert generate.generate(model, 0, batch_size=2, seed=1).shape == (2, 0, N_NOTES, 2)
+
+
+def test_same_seed_same_music_other_seed_other_music(model):
+    first = generate.generate(model, 12, batch_size=2, seed=7)
+    again = generate.generate(model, 12, batch_size=2, seed=7)
+    other = generate.generate(model, 12, batch_size=2, seed=8)
+    np.testing.assert_array_equal(first, again)
+    assert (first != other).any()
+    assert (first[0] != first[1]).any()  # pieces of a batch differ too
+
+
+def test_traced_once_for_every_call(model):
+    """Seeds, temperatures, lengths and rules are tensors: no retracing between calls."""
+    for steps, seed, temperature, adaptive in [(3, 1, 1.0, True), (5, 2, 0.5, False)]:
+        generate.generate(model, steps, seed=seed, temperature=temperature, adaptive=adaptive)
+    loop = generate._sampler(model, "notes").loop
+    assert loop.experimental_get_tracing_count() == 1
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("adaptive", [True, False])
+def test_every_xla_mode_and_the_naive_loop_compose_the_same(model, adaptive):
+    kwargs = dict(batch_size=2, seed=3, adaptive=adaptive, temperature=0.8)
+    reference = generate.generate_reference(model, 6, **kwargs)
+    for mode in generate.XLA_MODES:
+        np.testing.assert_array_equal(generate.generate(model, 6, xla=mode, **kwargs), reference)
+
+
+def test_primer_is_continued_and_kept(model):
+    """Continuing the first steps of a composition with the same seed composes the rest again.
+
+    This checks that the primer reaches the time axis' state (carry), that the step index and
+    bar positions carry on after it, and that include_primer returns it unchanged.
+    """
+    whole = generate.generate(model, 10, batch_size=2, seed=5, adaptive=False)
+    primer = whole[:, :4]
+    continued = generate.generate(model, 6, batch_size=2, seed=5, adaptive=False, primer=primer)
+    np.testing.assert_array_equal(continued, whole[:, 4:])
+    with_primer = generate.generate(
+        model, 6, batch_size=2, seed=5, adaptive=False, primer=primer, include_primer=True
+    )
+    np.testing.assert_array_equal(with_primer, whole)
+
+
+def test_piece_primer_on_another_pitch_range(model):
+    state = np.zeros((8, 20, 2), np.uint8)
+    state[:, 10, 0] = 1  # MIDI 60 held for 8 steps
+    state[0, 10, 1] = 1
+    piece = midi.from_state(state, lowest=50, meter=(3, 4))
+    out = generate.generate(model, 5, batch_size=2, seed=1, primer=piece, include_primer=True)
+    check_valid(out, (2, 13, N_NOTES, 2))
+    np.testing.assert_array_equal(out[:, :8, 60 - 55], np.broadcast_to(state[:, 10], (2, 8, 2)))
+    assert out[:, :8].sum() == 2 * 9  # nothing else of the primer was in the model's range
+
+
+def test_bad_primer_is_refused(model):
+    with pytest.raises(DataError, match="primer"):
+        generate.generate(model, 3, primer=np.zeros((4, N_NOTES + 1, 2)))
+    with pytest.raises(DataError, match="primer"):
+        generate.generate(model, 3, batch_size=2, primer=np.zeros((3, 4, N_NOTES, 2)))
+    with pytest.raises(ValueError, match="temperature"):
+        generate.generate(model, 3, temperature=0.0)
+
+
+def test_tiny_temperature_is_deterministic(model):
+    """T -> 0 takes the likelier choice everywhere: the seed no longer matters."""
+    a = generate.generate(model, 8, batch_size=2, seed=1, temperature=1e-6, adaptive=False)
+    b = generate.generate(model, 8, batch_size=2, seed=2, temperature=1e-6, adaptive=False)
+    np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(a[0], a[1])
+
+
+def test_huge_temperature_is_a_coin_toss(quiet_model):
+    """T -> infinity makes every probability 1/2, however sure the model is."""
+    states = generate.generate(
+        quiet_model, 40, batch_size=4, seed=1, temperature=1e4, adaptive=False
+    )
+    assert 0.4 < states[..., 0].mean() < 0.6
+
+
+def test_adaptive_rule_numbers():
+    rule = generate.AdaptiveRule()
+    exponent = np.ones(2, np.float32)
+    for _ in range(3):  # piece 0 silent, piece 1 plays 4 notes
+        exponent = rule.update(exponent, np.array([0, 4]))
+    np.testing.assert_allclose(exponent, [1 - 3 * rule.step, 1.0], rtol=1e-6)
+    for _ in range(100):
+        exponent = rule.update(exponent, np.array([1, 4]))
+    np.testing.assert_allclose(exponent, [rule.floor, 1.0], rtol=1e-6)  # never below the floor
+    recovered = rule.update(exponent, np.array([2, 2]))
+    np.testing.assert_allclose(recovered, [rule.floor + (1 - rule.floor) * rule.recovery, 1.0])
+    graph = generate._update_exponent(
+        tf.constant(exponent), tf.constant([2.0, 2.0]), rule.as_tensor()
+    )
+    np.testing.assert_allclose(graph.numpy(), recovered, rtol=1e-6)
+
+
+def test_adaptive_rule_brings_back_notes(quiet_model):
+    plain = generate.generate(quiet_model, 60, batch_size=4, seed=2, adaptive=False)
+    adaptive = generate.generate(quiet_model, 60, batch_size=4, seed=2)
+    assert plain[..., 0].sum(axis=-1).mean() < 0.2  # about 14 * 0.0067 notes per step
+    assert adaptive[..., 0].sum(axis=-1).mean() > 2 * plain[..., 0].sum(axis=-1).mean() + 0.2
+    assert adaptive[..., 0].sum(axis=-1).max() < N_NOTES  # the floor prevents full clusters
+
+
+def test_cli_writes_midi_that_reads_back(model, tmp_path):
+    from musicutils.cli import main
+
+    run = save_model(model, tmp_path / "run")
+    out = tmp_path / "piece.mid"
+    status = main(
+        ["generate", "--checkpoint", str(run), "--steps", "12", "--out", str(out),
+         "--seed", "4", "--batch-size", "2"]
+    )  # fmt: skip
+    assert status == 0
+    expected = generate.generate(load_model(run), 12, batch_size=2, seed=4)
+    for i in range(2):
+        piece = midi.read(tmp_path / f"piece_{i}.mid")
+        assert piece.lowest == 55 or piece.n_notes != N_NOTES  # read uses its own range
+        state = generate._to_range(piece.state, piece.lowest, 55, N_NOTES)
+        np.testing.assert_array_equal(state[:12], expected[i])
+
+
+def test_cli_missing_checkpoint(tmp_path, capsys):
+    from musicutils.cli import main
+
+    status = main(["generate", "--checkpoint", str(tmp_path / "nope"), "--out", "x.mid"])
+    assert status == 2
+    assert "nope" in capsys.readouterr().err
+    with pytest.raises(CheckpointError):
+        generate.load_checkpoint(tmp_path / "nope")
+
+
+def test_pretrained_model_composes():
+    if not (PRETRAINED / "config.json").exists():
+        pytest.skip("pretrained/ has no model yet (it is trained by the train command)")
+    net = generate.load_checkpoint()
+    states = generate.generate(net, 16, batch_size=2, seed=0)
+    check_valid(states, (2, 16, net.n_notes, 2))
+    assert states[..., 1].sum() > 0
+
+
+def test_default_checkpoint_is_the_bundled_folder():
+    assert PRETRAINED == Path(generate.__file__).resolve().parents[1] / "pretrained"
