@@ -47,10 +47,12 @@ from .errors import CheckpointError, DataError
 __all__ = [
     "AdaptiveRule",
     "DEFAULT_CHECKPOINT",
+    "XLA_MODES",
     "generate",
     "generate_from_args",
     "generate_reference",
     "load_checkpoint",
+    "save_compositions",
 ]
 
 #: The small pretrained model bundled with the repository (a run folder).
@@ -459,11 +461,51 @@ def _out_paths(out: Path, count: int) -> list[Path]:
     return [out.with_name(f"{out.stem}_{i}{out.suffix}") for i in range(count)]
 
 
+def save_compositions(
+    states: np.ndarray,
+    out: str | os.PathLike,
+    *,
+    lowest: int,
+    steps_per_beat: int = 4,
+    tempos: list[tuple[int, float]] | None = None,
+    meters: list[tuple[int, int, int]] | None = None,
+    png: bool = False,
+    wav: bool = False,
+) -> list[Path]:
+    """Write composed states (B, T, N, 2) as MIDI files, plus piano-roll PNGs and WAVs.
+
+    One piece is written to `out` (e.g. out/piece.mid); several to out/piece_0.mid,
+    out/piece_1.mid, ... The PNG and WAV of each go beside it with the same stem. Tempos and
+    meters default to 90 quarter notes per minute and 4/4. Returns every path written.
+    """
+    from . import audio, plotting
+
+    written = []
+    paths = _out_paths(Path(out), len(states))
+    for path, state in zip(paths, states, strict=True):
+        piece = midi.Piece(
+            state=np.asarray(state, np.uint8),
+            lowest=int(lowest),
+            steps_per_beat=int(steps_per_beat),
+            tempos=list(tempos or [(0, 90.0)]),
+            meters=list(meters or [(0, 4, 4)]),
+            name=path.name,
+        )
+        path.parent.mkdir(parents=True, exist_ok=True)
+        written.append(midi.write(piece, path))
+        if png:
+            written.append(plotting.save_piano_roll(piece, path.with_suffix(".png")))
+        if wav:
+            written.append(audio.write_wav(piece, path.with_suffix(".wav")))
+    return written
+
+
 def generate_from_args(args: argparse.Namespace) -> list[Path]:
     """`python -m musicutils generate ...`: compose and write OUT.mid (OUT_0.mid, ... for B > 1).
 
     With --png / --wav, a piano roll and an audio rendering are written beside each MIDI file.
-    Returns the MIDI paths written.
+    With --primer, each file holds the primer followed by its continuation. Returns the paths
+    written.
     """
     net = load_checkpoint(args.checkpoint)
     primer = midi.read(args.primer) if args.primer is not None else None
@@ -479,33 +521,17 @@ def generate_from_args(args: argparse.Namespace) -> list[Path]:
         include_primer=primer is not None,
     )
     seconds = time.perf_counter() - started
-    spb = primer.steps_per_beat if primer is not None else _model_steps_per_beat(net, None)
-    tempos = primer.tempos if primer is not None else [(0, 90.0)]
-    meters = primer.meters if primer is not None else [(0, 4, 4)]
-    paths = _out_paths(Path(args.out), len(states))
-    for path, state in zip(paths, states, strict=True):
-        piece = midi.Piece(
-            state=state,
-            lowest=int(net.lowest),
-            steps_per_beat=spb,
-            tempos=list(tempos),
-            meters=list(meters),
-            name=path.name,
-        )
-        path.parent.mkdir(parents=True, exist_ok=True)
-        midi.write(piece, path)
+    written = save_compositions(
+        states,
+        args.out,
+        lowest=int(net.lowest),
+        steps_per_beat=primer.steps_per_beat if primer else _model_steps_per_beat(net, None),
+        tempos=primer.tempos if primer else None,
+        meters=primer.meters if primer else None,
+        png=args.png,
+        wav=args.wav,
+    )
+    for path in written:
         print(f"wrote {path}")
-        if args.png:
-            from . import plotting
-
-            png = path.with_suffix(".png")
-            plotting.save_piano_roll(piece, png)
-            print(f"wrote {png}")
-        if args.wav:
-            from . import audio
-
-            wav = path.with_suffix(".wav")
-            audio.write_wav(piece, wav)
-            print(f"wrote {wav}")
     print(f"composed {len(states)} x {args.steps} steps in {seconds:.1f} s")
-    return paths
+    return written

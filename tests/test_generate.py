@@ -160,7 +160,7 @@ def test_cli_writes_midi_that_reads_back(model, tmp_path):
     out = tmp_path / "piece.mid"
     status = main(
         ["generate", "--checkpoint", str(run), "--steps", "12", "--out", str(out),
-         "--seed", "4", "--batch-size", "2"]
+         "--seed", "4", "--batch-size", "2", "--png", "--wav"]
     )  # fmt: skip
     assert status == 0
     expected = generate.generate(load_model(run), 12, batch_size=2, seed=4)
@@ -169,6 +169,8 @@ def test_cli_writes_midi_that_reads_back(model, tmp_path):
         assert piece.lowest == 55 or piece.n_notes != N_NOTES  # read uses its own range
         state = generate._to_range(piece.state, piece.lowest, 55, N_NOTES)
         np.testing.assert_array_equal(state[:12], expected[i])
+        assert (tmp_path / f"piece_{i}.png").stat().st_size > 0
+        assert (tmp_path / f"piece_{i}.wav").stat().st_size > 0
 
 
 def test_cli_missing_checkpoint(tmp_path, capsys):
