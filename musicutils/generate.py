@@ -46,6 +46,7 @@ from .errors import CheckpointError, DataError
 
 __all__ = [
     "AdaptiveRule",
+    "compose_demo",
     "DEFAULT_CHECKPOINT",
     "XLA_MODES",
     "generate",
@@ -498,6 +499,24 @@ def save_compositions(
         if wav:
             written.append(audio.write_wav(piece, path.with_suffix(".wav")))
     return written
+
+
+def compose_demo(
+    out_dir: str | os.PathLike,
+    checkpoint: str | os.PathLike | None = None,
+    *,
+    steps: int = 128,
+    seed: int = 0,
+) -> list[Path]:
+    """The compose step of `make demo`: one piece of `steps` steps (eight 4/4 bars by default)
+    from the checkpoint (default: the bundled pretrained model), written to out_dir as
+    composed.mid, composed.png (piano roll) and composed.wav. Returns the paths written.
+    """
+    net = load_checkpoint(checkpoint)
+    states = generate(net, steps, seed=seed)
+    return save_compositions(
+        states, Path(out_dir) / "composed.mid", lowest=int(net.lowest), png=True, wav=True
+    )
 
 
 def generate_from_args(args: argparse.Namespace) -> list[Path]:

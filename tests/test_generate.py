@@ -194,3 +194,11 @@ def test_pretrained_model_composes():
 
 def test_default_checkpoint_is_the_bundled_folder():
     assert PRETRAINED == Path(generate.__file__).resolve().parents[1] / "pretrained"
+
+
+def test_compose_demo_writes_midi_png_wav(model, tmp_path):
+    run = save_model(model, tmp_path / "run")
+    written = generate.compose_demo(tmp_path / "out", run, steps=8, seed=1)
+    assert [p.name for p in written] == ["composed.mid", "composed.png", "composed.wav"]
+    assert all(p.stat().st_size > 0 for p in written)
+    assert midi.read(written[0]).n_steps <= 8
