@@ -70,7 +70,7 @@ LOG_COLUMNS = ("epoch", "nll", "play_nll", "val_nll", "val_play_nll", "seconds")
 
 _PICKLE_SUFFIXES = (".pickle", ".pkl")
 #: Settings that may differ when a run is resumed.
-_RESUMABLE_CHANGES = ("epochs", "patience", "strategy", "verbose")
+_RESUMABLE_CHANGES = ("epochs", "patience", "strategy", "verbose", "time_limit")
 
 
 @dataclass
@@ -92,6 +92,7 @@ class TrainSettings:
     seed: int = 0
     strategy: str = "default"
     verbose: int = 1
+    time_limit: float | None = None
 
 
 @dataclass
@@ -305,9 +306,10 @@ class _RunCallback(keras.callbacks.Callback):
     """
 
     def __init__(self, run_dir: Path, state: dict, valid: list[Piece], patience: int,
-                 batch_size: int, verbose: int, seed: int = 0):
+                 batch_size: int, verbose: int, seed: int = 0, deadline: float | None = None):
         super().__init__()
         self.seed = seed
+        self.deadline = deadline  # time.perf_counter() value, or None
         self.run_dir = run_dir
         self.backup = run_dir / "backup"
         self.state = state
@@ -369,6 +371,10 @@ class _RunCallback(keras.callbacks.Callback):
             if old.name != weights.name:
                 old.unlink(missing_ok=True)
 
+        if self.deadline is not None and time.perf_counter() + row["seconds"] > self.deadline:
+            self.model.stop_training = True
+            if self.verbose:
+                print(f"time limit: stopping after epoch {epoch + 1}; run again to continue")
         if self.valid and state["wait"] >= self.patience:
             state["stopped_early"] = True
             _write_atomic(self.backup / "state.json", json.dumps(state, indent=1))
@@ -443,6 +449,7 @@ def train(
     seed: int = 0,
     strategy: str = "default",
     verbose: int = 1,
+    time_limit: float | None = None,
 ) -> TrainResult:
     """Train a biaxial model on a MIDI folder or benchmark pickle; resume the run if `out` has one.
 
@@ -465,12 +472,16 @@ def train(
         seed: seeds the split, the weights' initialisation and the data stream.
         strategy: "default" or "mirrored" (`make_strategy`).
         verbose: 0 silent, 1 progress bar and summaries, 2 one line per epoch.
+        time_limit: wall-clock budget of this call in seconds, or None. Training stops after
+            the last epoch that is expected to finish within it (judged by the previous
+            epoch's duration); the run stays resumable.
 
     Returns:
         A `TrainResult` whose `model` holds the best weights (the ones saved in `out`).
     """
     from . import model as model_lib
 
+    started = time.perf_counter()
     run_dir = Path(out)
     settings = TrainSettings(
         data=str(data), epochs=int(epochs), steps_per_epoch=int(steps_per_epoch),
@@ -479,6 +490,7 @@ def train(
         dropout=float(dropout), learning_rate=float(learning_rate), transpose=int(transpose),
         validation_split=float(validation_split), patience=int(patience), seed=int(seed),
         strategy=str(strategy), verbose=int(verbose),
+        time_limit=None if time_limit is None else float(time_limit),
     )
     for name in ("epochs", "steps_per_epoch", "batch_size", "segment_length", "patience"):
         if getattr(settings, name) < 1:
@@ -540,8 +552,9 @@ def train(
     train_data = sampler.dataset(
         settings.batch_size, seed=settings.seed, transpose=settings.transpose,
         first_batch=state["epoch"] * settings.steps_per_epoch)
+    deadline = None if time_limit is None else started + float(time_limit)
     callback = _RunCallback(run_dir, state, valid, settings.patience, settings.batch_size,
-                            verbose, settings.seed)
+                            verbose, settings.seed, deadline)
     model.fit(train_data, epochs=settings.epochs, initial_epoch=state["epoch"],
               steps_per_epoch=settings.steps_per_epoch, callbacks=[callback],
               shuffle=False, verbose=verbose)

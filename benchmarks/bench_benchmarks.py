@@ -1,0 +1,137 @@
+"""Train on the Boulanger-Lewandowski benchmarks and report the test NLL per time step.
+
+    .venv/bin/python benchmarks/bench_benchmarks.py                     # JSB, 60 minutes
+    .venv/bin/python benchmarks/bench_benchmarks.py --sets jsb,nottingham --minutes 30
+    .venv/bin/python benchmarks/bench_benchmarks.py --minutes 2         # a smoke test
+
+For each set: train on its train split (`musicutils.train.train`, early stopping on the NLL of
+the whole valid pieces, best weights kept) within `--minutes` of wall time, then score the best
+weights on the whole test pieces. Prints one line per set:
+
+    jsb: test_nll_per_step=5.43 (play bits, 88 keys; +articulation 6.01) valid=5.52 best_epoch=41
+        epochs=47 minutes=59.6 model=time 150,150 note 80,40 batch 32 x 32 steps
+
+`test_nll_per_step` is the negative log-likelihood of the test set in nats per time step over
+the 88 play bits (total over all test steps / number of test steps), the figure published for
+these benchmarks (Boulanger-Lewandowski et al. 2012; Bai et al. 2018 use the same, though they
+do not score each piece's first frame; we do, predicting it from silence, which is slightly
+stricter). Articulation is derived from onsets in this data (a note restruck in consecutive
+frames is one held note), so the play figure is the comparable one.
+
+Run folders go to `--out` (default out/bench/<set>); running the same command again resumes an
+unfinished run (the minutes count again from the new start).
+
+Data: the pickles in ../shared/data/polyphonic (beside the checkout) or `--data-dir`; see
+`musicutils.datasets.download_benchmark` to fetch them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from musicutils import datasets, train  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_DATA = ROOT.parent / "shared" / "data" / "polyphonic"
+
+#: Benchmark name -> (pickle file, default segment length in steps).
+#: JSB steps are quarter notes and its pieces 25..160 steps long: 32 steps = 8 bars and only
+#: one training piece is shorter. The other sets' steps are eighth notes and pieces are longer.
+SETS = {
+    "jsb": ("jsb_chorales.pickle", 32),
+    "nottingham": ("nottingham.pickle", 128),
+    "musedata": ("musedata.pickle", 128),
+    "piano": ("piano_midi_de.pickle", 128),
+}
+
+
+def _sizes(text: str) -> list[int]:
+    return [int(part) for part in text.split(",") if part.strip()]
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sets", default="jsb",
+                        help="comma-separated: " + ",".join(SETS) + " (default jsb)")
+    parser.add_argument("--minutes", type=float, default=60.0,
+                        help="wall-clock training budget per set (default 60)")
+    parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA)
+    parser.add_argument("--out", type=Path, default=ROOT / "out" / "bench")
+    parser.add_argument("--time-sizes", type=_sizes, default=[150, 150])
+    parser.add_argument("--note-sizes", type=_sizes, default=[80, 40])
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--segment-length", type=int, default=None,
+                        help="steps per training segment (default: per set, 32 for JSB)")
+    parser.add_argument("--steps-per-epoch", type=int, default=50)
+    parser.add_argument("--learning-rate", type=float, default=2e-3)
+    parser.add_argument("--dropout", type=float, default=0.3)
+    parser.add_argument("--transpose", type=int, default=0,
+                        help="augment by random transposition within +-K semitones")
+    parser.add_argument("--patience", type=int, default=8)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--verbose", type=int, default=2, help="0, 1 (progress bar) or 2")
+    return parser.parse_args(argv)
+
+
+def run_set(name: str, args: argparse.Namespace) -> dict:
+    """Train and test one benchmark; returns the numbers printed."""
+    file, default_length = SETS[name]
+    path = args.data_dir / file
+    if not path.exists():
+        raise SystemExit(f"{path}: not found (use --data-dir, or "
+                         f"musicutils.datasets.download_benchmark({name!r}, folder))")
+    segment_length = args.segment_length or default_length
+    started = time.perf_counter()
+    result = train.train(
+        path, args.out / name, epochs=100_000, steps_per_epoch=args.steps_per_epoch,
+        batch_size=args.batch_size, segment_length=segment_length,
+        time_sizes=args.time_sizes, note_sizes=args.note_sizes, dropout=args.dropout,
+        learning_rate=args.learning_rate, transpose=args.transpose, patience=args.patience,
+        seed=args.seed, verbose=args.verbose, time_limit=args.minutes * 60,
+    )
+    trained_minutes = (time.perf_counter() - started) / 60
+    test = train.evaluate(result.model, datasets.load_benchmark(path)["test"])
+    return {
+        "set": name,
+        "test_play": test["play_nll"],
+        "test_all": test["nll"],
+        "valid": result.history[result.best_epoch - 1]["val_play_nll"],
+        "best_epoch": result.best_epoch,
+        "epochs": result.epochs_completed,
+        "minutes": trained_minutes,
+        "total_minutes": (time.perf_counter() - started) / 60,
+        "segment_length": segment_length,
+    }
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    names = [n.strip() for n in args.sets.split(",") if n.strip()]
+    unknown = [n for n in names if n not in SETS]
+    if unknown:
+        raise SystemExit(f"unknown set(s) {', '.join(unknown)}; known: {', '.join(SETS)}")
+    lines = []
+    for name in names:
+        r = run_set(name, args)
+        model = (f"time {','.join(map(str, args.time_sizes))} note "
+                 f"{','.join(map(str, args.note_sizes))} batch {args.batch_size} x "
+                 f"{r['segment_length']} steps")
+        lines.append(
+            f"{name}: test_nll_per_step={r['test_play']:.3f} (play bits, 88 keys; "
+            f"+articulation {r['test_all']:.3f}) valid={r['valid']:.3f} "
+            f"best_epoch={r['best_epoch']} epochs={r['epochs']} "
+            f"minutes={r['minutes']:.1f} (with test {r['total_minutes']:.1f}) model={model}"
+        )
+        print(lines[-1], flush=True)
+    if len(lines) > 1:
+        print("\n".join(["", "summary:", *lines]))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
