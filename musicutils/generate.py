@@ -34,7 +34,6 @@ from __future__ import annotations
 import argparse
 import os
 import time
-import weakref
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -248,11 +247,16 @@ class _Sampler:
         return tf.transpose(states.stack(), [1, 0, 2, 3])  # (B, T, N, 2)
 
 
-_SAMPLERS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-
-
 def _sampler(model, xla: str) -> _Sampler:
-    per_model = _SAMPLERS.setdefault(model, {})
+    """The model's sampler for this XLA mode, built on first use and kept on the model.
+
+    Stored with object.__setattr__ so that Keras does not track it as part of the model (it
+    holds no weights); the model <-> sampler cycle is collected with the model.
+    """
+    per_model = model.__dict__.get("_musicutils_samplers")
+    if per_model is None:
+        per_model = {}
+        object.__setattr__(model, "_musicutils_samplers", per_model)
     if xla not in per_model:
         per_model[xla] = _Sampler(model, xla)
     return per_model[xla]
