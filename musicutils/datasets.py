@@ -87,6 +87,9 @@ class Benchmark:
 
 
 _BL_PAGE = "http://www-etud.iro.umontreal.ca/~boulanni"
+# Not verified against the paper: Nottingham's median piece of 255 steps fits 32 bars of 4/4 in
+# eighth notes; for MuseData and Piano-midi.de we found no statement.
+_FINER_STEP = "probably an eighth note (not verified)"
 
 #: The four Boulanger-Lewandowski benchmarks. Only JSB's hash is of the original file (the copy in
 #: the shared data folder is byte for byte the original). The shared folder's other three files
@@ -100,11 +103,11 @@ BENCHMARKS: dict[str, Benchmark] = {
         "a quarter note",
     ),
     "nottingham": Benchmark(
-        "nottingham.pickle", f"{_BL_PAGE}/Nottingham.pickle", None, "an eighth note"
+        "nottingham.pickle", f"{_BL_PAGE}/Nottingham.pickle", None, _FINER_STEP
     ),
-    "musedata": Benchmark("musedata.pickle", f"{_BL_PAGE}/MuseData.pickle", None, "an eighth note"),
+    "musedata": Benchmark("musedata.pickle", f"{_BL_PAGE}/MuseData.pickle", None, _FINER_STEP),
     "piano": Benchmark(
-        "piano_midi_de.pickle", f"{_BL_PAGE}/Piano-midi.de.pickle", None, "an eighth note"
+        "piano_midi_de.pickle", f"{_BL_PAGE}/Piano-midi.de.pickle", None, _FINER_STEP
     ),
 }
 
@@ -171,10 +174,10 @@ def load_benchmark(path: str | os.PathLike) -> dict[str, list[Piece]]:
 
     The file is a dict with the keys 'train', 'valid' and 'test'; each holds a list of sequences,
     each a list of frames, each frame the MIDI pitches (21..108) sounding. Steps are frames: a
-    quarter note for JSB Chorales, an eighth note for Nottingham, MuseData and Piano-midi.de
-    (`BENCHMARKS[name].step`). The pieces come out with 88 notes from MIDI 21, `steps_per_beat`
-    1 (the step is the beat), a 4/4 meter (so `bar_position()` is `t % 4`) and articulation
-    derived from onsets (see `frames_to_state`).
+    quarter note for JSB Chorales, probably an eighth note for Nottingham, MuseData and
+    Piano-midi.de (not verified; `BENCHMARKS[name].step`). The pieces come out with 88 notes
+    from MIDI 21, `steps_per_beat` 1 (the step is the beat), a 4/4 meter (so `bar_position()`
+    is `t % 4`) and articulation derived from onsets (see `frames_to_state`).
 
     Security: this is the ONE place the package unpickles anything, because that is the format
     these benchmarks are distributed in. Unpickling can run code hidden in the file: load only
