@@ -481,7 +481,7 @@ def save_compositions(
 
     One piece is written to `out` (e.g. out/piece.mid); several to out/piece_0.mid,
     out/piece_1.mid, ... The PNG and WAV of each go beside it with the same stem. Tempos and
-    meters default to 90 quarter notes per minute and 4/4. Returns every path written.
+    meters default to 80 quarter notes per minute (the chorales' tempo) and 4/4. Returns every path written.
     """
     from . import audio, plotting
 
@@ -492,7 +492,7 @@ def save_compositions(
             state=np.asarray(state, np.uint8),
             lowest=int(lowest),
             steps_per_beat=int(steps_per_beat),
-            tempos=list(tempos or [(0, 90.0)]),
+            tempos=list(tempos or [(0, 80.0)]),
             meters=list(meters or [(0, 4, 4)]),
             name=path.name,
         )
