@@ -481,7 +481,8 @@ def save_compositions(
 
     One piece is written to `out` (e.g. out/piece.mid); several to out/piece_0.mid,
     out/piece_1.mid, ... The PNG and WAV of each go beside it with the same stem. Tempos and
-    meters default to 80 quarter notes per minute (the chorales' tempo) and 4/4. Returns every path written.
+    meters default to 80 quarter notes per minute (the chorales' tempo) and 4/4. Returns every
+    path written.
     """
     from . import audio, plotting
 
