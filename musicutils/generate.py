@@ -75,9 +75,9 @@ class AdaptiveRule:
     This is Daniel Johnson's 2015 `conservativity` rule (his `gen_adaptive`: fewer than 2 notes
     -> minus 0.02, else 30 % of the way back to 1), with these changes:
 
-    * a floor. The original has none, so after 50 quiet steps its exponent reaches 0 (every one
-      of the 78 notes plays with probability 1: a full-keyboard cluster) and then goes negative
-      (P ** -x > 1, the cluster repeats until it recovers). With the floor the push stays a
+    * a floor. The original has none: after 50 quiet steps its exponent reaches 0, every one of
+      the 78 notes plays with probability 1 (a full-keyboard cluster), and on the way there it
+      already plays many notes the model thinks very unlikely. With the floor the push stays a
       bias towards the notes the model already likes;
     * per piece: in a batch each piece keeps its own exponent, so one silent piece does not make
       the others louder;
