@@ -493,7 +493,7 @@ class SegmentSampler:
 
 
 def padded_batches(
-    pieces: Sequence[Piece], *, batch_size: int = 8, max_steps: int = 16384
+    pieces: Sequence[Piece], *, batch_size: int = 8, max_steps: int = 4096
 ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """Whole pieces in padded batches, for scoring.
 

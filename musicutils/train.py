@@ -197,7 +197,7 @@ def _sums_fn(model):
     return sums
 
 
-def evaluate(model, pieces: list[Piece], *, batch_size: int = 8, max_steps: int = 16384,
+def evaluate(model, pieces: list[Piece], *, batch_size: int = 8, max_steps: int = 4096,
              _sums=None) -> dict:
     """Negative log-likelihood of whole pieces under a model, in nats per time step.
 
