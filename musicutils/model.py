@@ -113,19 +113,9 @@ def _lstm_update(z: tf.Tensor, c: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
     return h, c
 
 
-def _run_lstm(projected: tf.Tensor, recurrent_kernel, h: tf.Tensor, c: tf.Tensor):
-    """Run an LSTM over the first axis of its projected inputs.
-
-    Args:
-        projected: (S, rows, 4H) x @ kernel + bias of every step.
-        recurrent_kernel: (H, 4H).
-        h, c: (rows, H) state before the first step.
-
-    Returns:
-        (outputs (S, rows, H), h, c) with h, c the state after the last step.
-    """
+def _scan_lstm_autodiff(projected: tf.Tensor, recurrent_kernel, h: tf.Tensor, c: tf.Tensor):
+    """`run_lstm` with TensorFlow's automatic gradient of the while loop (the reference)."""
     steps = tf.shape(projected)[0]
-    static_steps = projected.shape[0]
     inputs = tf.TensorArray(projected.dtype, size=steps, element_shape=projected.shape[1:])
     inputs = inputs.unstack(projected)
     outputs = tf.TensorArray(projected.dtype, size=steps, element_shape=h.shape)
@@ -139,9 +129,113 @@ def _run_lstm(projected: tf.Tensor, recurrent_kernel, h: tf.Tensor, c: tf.Tensor
         lambda t, *_: t < steps,
         body,
         (tf.constant(0), h, c, outputs),
-        maximum_iterations=static_steps if static_steps is not None else steps,
+        maximum_iterations=_max_iterations(projected),
     )
     return outputs.stack(), h, c
+
+
+def _max_iterations(projected: tf.Tensor):
+    """Static loop length when known (XLA needs it for the loop's gradient), else dynamic."""
+    static = projected.shape[0]
+    return static if static is not None else tf.shape(projected)[0]
+
+
+@tf.custom_gradient
+def _scan_lstm_fused(projected: tf.Tensor, recurrent_kernel: tf.Tensor, h0: tf.Tensor, c0):
+    """`run_lstm` with a hand-written backward pass.
+
+    The forward loop keeps only what the backward pass needs: the gate activations (4H) and
+    the cell entering each step (H), beside the outputs. The backward loop does one
+    (rows, 4H) @ (4H, H) product per step; the recurrent kernel's gradient is then ONE large
+    matmul over all steps, (H, S*rows) @ (S*rows, 4H), instead of S small ones.
+    """
+    units = h0.shape[-1]
+    steps = tf.shape(projected)[0]
+    dtype = projected.dtype
+
+    def array(width):
+        return tf.TensorArray(dtype, size=steps, element_shape=[h0.shape[0], width])
+
+    def body(t, h, c, outputs, sigmoids, candidates, cells):
+        # No gradient is traced through this loop, so slicing the captured input is safe, and
+        # TensorFlow slices the leading axis without a copy.
+        z = projected[t] + tf.matmul(h, recurrent_kernel)
+        sig = tf.sigmoid(z[:, : 3 * units])
+        cand = tf.tanh(z[:, 3 * units :])
+        new_c = sig[:, units : 2 * units] * c + sig[:, :units] * cand
+        h = sig[:, 2 * units :] * tf.tanh(new_c)
+        return (
+            t + 1,
+            h,
+            new_c,
+            outputs.write(t, h),
+            sigmoids.write(t, sig),
+            candidates.write(t, cand),
+            cells.write(t, c),
+        )
+
+    _, h_last, c_last, outputs, sigmoids, candidates, cells = tf.while_loop(
+        lambda t, *_: t < steps,
+        body,
+        (tf.constant(0), h0, c0, array(units), array(3 * units), array(units), array(units)),
+        maximum_iterations=_max_iterations(projected),
+    )
+    hs = outputs.stack()
+
+    def grad(d_hs, d_h_last, d_c_last):
+        d_hs = tf.zeros_like(hs) if d_hs is None else d_hs
+        d_h_last = tf.zeros_like(h0) if d_h_last is None else d_h_last
+        d_c_last = tf.zeros_like(c0) if d_c_last is None else d_c_last
+
+        def back(t, d_h_next, d_c_next, d_z):
+            t = t - 1
+            d_h = d_hs[t] + d_h_next
+            sig, cand, c_prev = sigmoids.read(t), candidates.read(t), cells.read(t)
+            i, f, o = sig[:, :units], sig[:, units : 2 * units], sig[:, 2 * units :]
+            tanh_c = tf.tanh(f * c_prev + i * cand)
+            d_c = d_c_next + d_h * o * (1.0 - tanh_c * tanh_c)
+            d_sig = tf.concat([d_c * cand, d_c * c_prev, d_h * tanh_c], axis=1) * sig * (1 - sig)
+            d_cand = d_c * i * (1.0 - cand * cand)
+            dz = tf.concat([d_sig, d_cand], axis=1)
+            d_h_prev = tf.matmul(dz, recurrent_kernel, transpose_b=True)
+            return t, d_h_prev, d_c * f, d_z.write(t, dz)
+
+        _, d_h0, d_c0, d_z = tf.while_loop(
+            lambda t, *_: t > 0,
+            back,
+            (steps, d_h_last, d_c_last, array(4 * units)),
+            maximum_iterations=_max_iterations(projected),
+        )
+        d_z = d_z.stack()  # (S, rows, 4H) = gradient of the projected inputs
+        h_prev = tf.concat([h0[None], hs[:-1]], axis=0)
+        d_kernel = tf.matmul(
+            tf.reshape(h_prev, [-1, units]), tf.reshape(d_z, [-1, 4 * units]), transpose_a=True
+        )
+        return d_z, d_kernel, d_h0, d_c0
+
+    return (hs, h_last, c_last), grad
+
+
+#: "fused" (hand-written backward pass, less memory) or "autodiff" (TensorFlow's own gradient
+#: of the loop; kept as the reference the tests and the benchmark compare with).
+LSTM_GRADIENT = "fused"
+
+
+def run_lstm(projected: tf.Tensor, recurrent_kernel, h: tf.Tensor, c: tf.Tensor):
+    """Run an LSTM over the first axis of its projected inputs.
+
+    Args:
+        projected: (S, rows, 4H) x @ kernel + bias of every step.
+        recurrent_kernel: (H, 4H).
+        h, c: (rows, H) state before the first step.
+
+    Returns:
+        (outputs (S, rows, H), h, c) with h, c the state after the last step.
+    """
+    if LSTM_GRADIENT == "autodiff":
+        return _scan_lstm_autodiff(projected, recurrent_kernel, h, c)
+    kernel = tf.convert_to_tensor(recurrent_kernel)
+    return _scan_lstm_fused(projected, kernel, h, c)
 
 
 # --------------------------------------------------------------------------------------------
@@ -244,7 +338,7 @@ class BiaxialModel(keras.Model):
         """Time-axis LSTMs on time-major features (T, rows, F) -> ((T, rows, Ht), carry)."""
         x, new_carry = features, []
         for layer, (h, c) in zip(self.time_layers, carry, strict=True):
-            x, h, c = _run_lstm(layer.project(x), layer.recurrent_kernel, h, c)
+            x, h, c = run_lstm(layer.project(x), layer.recurrent_kernel, h, c)
             x = self._drop(x, training)
             new_carry.append((h, c))
         return x, tuple(new_carry)
@@ -265,7 +359,7 @@ class BiaxialModel(keras.Model):
             if i > 0:
                 projected = layer.project(x)
             zeros = tf.zeros([rows, layer.units], projected.dtype)
-            x, _, _ = _run_lstm(projected, layer.recurrent_kernel, zeros, zeros)
+            x, _, _ = run_lstm(projected, layer.recurrent_kernel, zeros, zeros)
             x = self._drop(x, training)
         logits = tf.matmul(tf.reshape(x, [-1, self.note_sizes[-1]]), self.out_kernel)
         return tf.reshape(logits + self.out_bias, [n_notes, rows, 2])

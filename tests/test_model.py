@@ -257,3 +257,33 @@ def test_flop_count_of_the_default_model():
     forward = flops_per_forward(config, 10, 128)
     assert 0.26e12 < forward < 0.28e12  # the estimate: about 0.27 TFLOP
     assert flops_per_train_step(config, 10, 128) == pytest.approx(3 * forward)
+
+
+def test_hand_written_lstm_gradient_matches_autodiff(monkeypatch):
+    from musicutils import model as model_module
+
+    rng = np.random.default_rng(14)
+    steps, rows, units = 6, 5, 4
+    projected = tf.constant(rng.normal(size=(steps, rows, 4 * units)).astype(np.float32))
+    kernel = tf.Variable(rng.normal(size=(units, 4 * units)).astype(np.float32) * 0.5)
+    h0 = tf.constant(rng.normal(size=(rows, units)).astype(np.float32))
+    c0 = tf.constant(rng.normal(size=(rows, units)).astype(np.float32))
+    weights = tf.constant(rng.normal(size=(steps, rows, units)).astype(np.float32))
+
+    def outputs_and_gradients(kind):
+        monkeypatch.setattr(model_module, "LSTM_GRADIENT", kind)
+
+        @tf.function
+        def run():
+            with tf.GradientTape() as tape:
+                tape.watch([projected, h0, c0])
+                hs, h, c = model_module.run_lstm(projected, kernel, h0, c0)
+                loss = tf.reduce_sum(hs * weights) + tf.reduce_sum(h) + tf.reduce_sum(c * c)
+            return [hs, h, c, *tape.gradient(loss, [projected, kernel, h0, c0])]
+
+        return [t.numpy() for t in run()]
+
+    for fused, reference in zip(
+        outputs_and_gradients("fused"), outputs_and_gradients("autodiff"), strict=True
+    ):
+        np.testing.assert_allclose(fused, reference, rtol=1e-5, atol=1e-6)
