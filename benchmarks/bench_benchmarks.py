@@ -62,10 +62,15 @@ def _sizes(text: str) -> list[int]:
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--sets", default="jsb",
-                        help="comma-separated: " + ",".join(SETS) + " (default jsb)")
-    parser.add_argument("--minutes", type=float, default=60.0,
-                        help="wall-clock training budget per set (default 60)")
+    parser.add_argument(
+        "--sets", default="jsb", help="comma-separated: " + ",".join(SETS) + " (default jsb)"
+    )
+    parser.add_argument(
+        "--minutes",
+        type=float,
+        default=60.0,
+        help="wall-clock training budget per set (default 60)",
+    )
     parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--out", type=Path, default=ROOT / "out" / "bench")
     # Defaults: a third of Johnson's model, small batches; on a 2-core CPU the number of updates
@@ -73,13 +78,21 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--time-sizes", type=_sizes, default=[100, 100])
     parser.add_argument("--note-sizes", type=_sizes, default=[60, 30])
     parser.add_argument("--batch-size", type=int, default=16)
-    parser.add_argument("--segment-length", type=int, default=None,
-                        help="steps per training segment (default: per set, 32 for JSB)")
+    parser.add_argument(
+        "--segment-length",
+        type=int,
+        default=None,
+        help="steps per training segment (default: per set, 32 for JSB)",
+    )
     parser.add_argument("--steps-per-epoch", type=int, default=25)
     parser.add_argument("--learning-rate", type=float, default=2e-3)
     parser.add_argument("--dropout", type=float, default=0.3)
-    parser.add_argument("--transpose", type=int, default=0,
-                        help="augment by random transposition within +-K semitones")
+    parser.add_argument(
+        "--transpose",
+        type=int,
+        default=0,
+        help="augment by random transposition within +-K semitones",
+    )
     parser.add_argument("--patience", type=int, default=8)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--verbose", type=int, default=2, help="0, 1 (progress bar) or 2")
@@ -91,16 +104,28 @@ def run_set(name: str, args: argparse.Namespace) -> dict:
     file, default_length = SETS[name]
     path = args.data_dir / file
     if not path.exists():
-        raise SystemExit(f"{path}: not found (use --data-dir, or "
-                         f"musicutils.datasets.download_benchmark({name!r}, folder))")
+        raise SystemExit(
+            f"{path}: not found (use --data-dir, or "
+            f"musicutils.datasets.download_benchmark({name!r}, folder))"
+        )
     segment_length = args.segment_length or default_length
     started = time.perf_counter()
     result = train.train(
-        path, args.out / name, epochs=100_000, steps_per_epoch=args.steps_per_epoch,
-        batch_size=args.batch_size, segment_length=segment_length,
-        time_sizes=args.time_sizes, note_sizes=args.note_sizes, dropout=args.dropout,
-        learning_rate=args.learning_rate, transpose=args.transpose, patience=args.patience,
-        seed=args.seed, verbose=args.verbose, time_limit=args.minutes * 60,
+        path,
+        args.out / name,
+        epochs=100_000,
+        steps_per_epoch=args.steps_per_epoch,
+        batch_size=args.batch_size,
+        segment_length=segment_length,
+        time_sizes=args.time_sizes,
+        note_sizes=args.note_sizes,
+        dropout=args.dropout,
+        learning_rate=args.learning_rate,
+        transpose=args.transpose,
+        patience=args.patience,
+        seed=args.seed,
+        verbose=args.verbose,
+        time_limit=args.minutes * 60,
     )
     trained_minutes = (time.perf_counter() - started) / 60
     test = train.evaluate(result.model, datasets.load_benchmark(path)["test"])
@@ -126,9 +151,11 @@ def main(argv=None) -> int:
     lines = []
     for name in names:
         r = run_set(name, args)
-        model = (f"time {','.join(map(str, args.time_sizes))} note "
-                 f"{','.join(map(str, args.note_sizes))} batch {args.batch_size} x "
-                 f"{r['segment_length']} steps")
+        model = (
+            f"time {','.join(map(str, args.time_sizes))} note "
+            f"{','.join(map(str, args.note_sizes))} batch {args.batch_size} x "
+            f"{r['segment_length']} steps"
+        )
         lines.append(
             f"{name}: test_nll_per_step={r['test_play']:.3f} (play bits, 88 keys; "
             f"+articulation {r['test_all']:.3f}) valid={r['valid']:.3f} "

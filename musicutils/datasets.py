@@ -383,8 +383,9 @@ class SegmentSampler:
         valid = (self.beats == 0) & (index + self.segment_length <= ends)
         self.starts = index[valid].astype(np.int64)
         self.skipped = [p.name for p in pieces if p.n_steps < self.segment_length]
-        counts = np.bincount(np.repeat(np.arange(len(pieces)), lengths)[valid],
-                             minlength=len(pieces))
+        counts = np.bincount(
+            np.repeat(np.arange(len(pieces)), lengths)[valid], minlength=len(pieces)
+        )
         self.segments_per_piece = counts
         self.used = int(np.count_nonzero(counts))
         if len(self.starts) == 0:
@@ -419,9 +420,7 @@ class SegmentSampler:
         """
         from ._tf import tf
 
-        state, beat = self._make_batch_fn(batch_size, seed, transpose)(
-            tf.constant(index, tf.int64)
-        )
+        state, beat = self._make_batch_fn(batch_size, seed, transpose)(tf.constant(index, tf.int64))
         return state.numpy(), beat.numpy()
 
     def _make_batch_fn(self, batch_size: int, seed: int, transpose: int):
@@ -438,29 +437,33 @@ class SegmentSampler:
         def make_batch(index):
             # Each batch is a pure function of (seed, index): resumable and order-independent.
             pick = tf.random.stateless_uniform(
-                [batch_size], seed=tf.stack([tf.constant(seed, tf.int64), index]),
-                maxval=count, dtype=tf.int64,
+                [batch_size],
+                seed=tf.stack([tf.constant(seed, tf.int64), index]),
+                maxval=count,
+                dtype=tf.int64,
             )
             steps = tf.gather(starts, pick)[:, None] + offsets[None, :]  # (B, L)
             state = tf.gather(states, steps)  # (B, L, N, 2)
             beat = tf.gather(beats, steps)
             if transpose:
                 shift = tf.random.stateless_uniform(
-                    [batch_size], seed=tf.stack([tf.constant(seed + 1, tf.int64), index]),
-                    minval=-transpose, maxval=transpose + 1, dtype=tf.int64,
+                    [batch_size],
+                    seed=tf.stack([tf.constant(seed + 1, tf.int64), index]),
+                    minval=-transpose,
+                    maxval=transpose + 1,
+                    dtype=tf.int64,
                 )
                 source = tf.range(n_notes, dtype=tf.int64)[None, :] - shift[:, None]  # (B, N)
                 inside = tf.cast((source >= 0) & (source < n_notes), state.dtype)
-                state = tf.gather(state, tf.clip_by_value(source, 0, n_notes - 1), axis=2,
-                                  batch_dims=1)
+                state = tf.gather(
+                    state, tf.clip_by_value(source, 0, n_notes - 1), axis=2, batch_dims=1
+                )
                 state = state * inside[:, None, :, None]
             return state, beat
 
         return make_batch
 
-    def dataset(
-        self, batch_size: int, *, seed: int = 0, transpose: int = 0, first_batch: int = 0
-    ):
+    def dataset(self, batch_size: int, *, seed: int = 0, transpose: int = 0, first_batch: int = 0):
         """An endless `tf.data.Dataset` of training batches.
 
         Args:

@@ -191,14 +191,14 @@ def _sums_fn(model):
         bits = tf.nn.sigmoid_cross_entropy_with_logits(labels=truth, logits=logits)
         play = tf.reduce_sum(bits[..., 0], axis=-1)  # (B, T) nats
         articulate = tf.reduce_sum(bits[..., 1] * truth[..., 0], axis=-1)  # only where played
-        return (tf.reduce_sum(play * mask), tf.reduce_sum(articulate * mask),
-                tf.reduce_sum(mask))
+        return (tf.reduce_sum(play * mask), tf.reduce_sum(articulate * mask), tf.reduce_sum(mask))
 
     return sums
 
 
-def evaluate(model, pieces: list[Piece], *, batch_size: int = 8, max_steps: int = 4096,
-             _sums=None) -> dict:
+def evaluate(
+    model, pieces: list[Piece], *, batch_size: int = 8, max_steps: int = 4096, _sums=None
+) -> dict:
     """Negative log-likelihood of whole pieces under a model, in nats per time step.
 
     Each piece is scored from its first step (a silent step assumed before it) to its last;
@@ -219,14 +219,19 @@ def evaluate(model, pieces: list[Piece], *, batch_size: int = 8, max_steps: int 
         )
     sums = _sums or _sums_fn(model)
     play = articulate = steps = 0.0
-    for state, beat, mask in datasets.padded_batches(pieces, batch_size=batch_size,
-                                                     max_steps=max_steps):
+    for state, beat, mask in datasets.padded_batches(
+        pieces, batch_size=batch_size, max_steps=max_steps
+    ):
         p, a, s = sums(tf.constant(state), tf.constant(beat), tf.constant(mask))
         play += float(p)
         articulate += float(a)
         steps += float(s)
-    return {"nll": (play + articulate) / steps, "play_nll": play / steps, "steps": int(steps),
-            "pieces": len(pieces)}
+    return {
+        "nll": (play + articulate) / steps,
+        "play_nll": play / steps,
+        "steps": int(steps),
+        "pieces": len(pieces),
+    }
 
 
 # ---------------------------------------------------------------------------------------------
@@ -277,14 +282,16 @@ def read_log(run_dir: str | os.PathLike) -> list[dict]:
     with open(path, newline="") as f:
         rows = list(csv.DictReader(f))
     return [
-        {"epoch": int(r["epoch"]), **{c: float(r[c]) if r[c] else float("nan")
-                                      for c in LOG_COLUMNS[1:]}}
+        {
+            "epoch": int(r["epoch"]),
+            **{c: float(r[c]) if r[c] else float("nan") for c in LOG_COLUMNS[1:]},
+        }
         for r in rows
     ]
 
 
 def make_strategy(name: str):
-    """"default": TensorFlow's default (one device). "mirrored": synchronous data parallelism
+    """ "default": TensorFlow's default (one device). "mirrored": synchronous data parallelism
     over every GPU, or over every logical CPU device when there is no GPU (useful only for
     testing: real CPUs are already used by every op)."""
     if name == "default":
@@ -305,8 +312,17 @@ class _RunCallback(keras.callbacks.Callback):
     backup weights.
     """
 
-    def __init__(self, run_dir: Path, state: dict, valid: list[Piece], patience: int,
-                 batch_size: int, verbose: int, seed: int = 0, deadline: float | None = None):
+    def __init__(
+        self,
+        run_dir: Path,
+        state: dict,
+        valid: list[Piece],
+        patience: int,
+        batch_size: int,
+        verbose: int,
+        seed: int = 0,
+        deadline: float | None = None,
+    ):
         super().__init__()
         self.seed = seed
         self.deadline = deadline  # time.perf_counter() value, or None
@@ -334,8 +350,7 @@ class _RunCallback(keras.callbacks.Callback):
         if self.valid:
             if self._sums is None:
                 self._sums = _sums_fn(self.model)
-            scores = evaluate(self.model, self.valid, batch_size=self.batch_size,
-                              _sums=self._sums)
+            scores = evaluate(self.model, self.valid, batch_size=self.batch_size, _sums=self._sums)
             logs["val_nll"] = scores["nll"]
             logs["val_play_nll"] = scores["play_nll"]
         row = {
@@ -380,8 +395,10 @@ class _RunCallback(keras.callbacks.Callback):
             _write_atomic(self.backup / "state.json", json.dumps(state, indent=1))
             self.model.stop_training = True
             if self.verbose:
-                print(f"early stopping: no improvement for {self.patience} epochs; best epoch "
-                      f"{state['best_epoch']} (val_nll {state['best']:.4f})")
+                print(
+                    f"early stopping: no improvement for {self.patience} epochs; best epoch "
+                    f"{state['best_epoch']} (val_nll {state['best']:.4f})"
+                )
 
 
 def _read_state(run_dir: Path) -> dict | None:
@@ -394,8 +411,7 @@ def _read_state(run_dir: Path) -> dict | None:
             raise KeyError("weights")
     except (ValueError, KeyError, TypeError) as exc:
         raise CheckpointError(
-            f"{path}: the resume state is broken ({exc}); delete {run_dir / 'backup'} to start "
-            "over"
+            f"{path}: the resume state is broken ({exc}); delete {run_dir / 'backup'} to start over"
         ) from None
     return state
 
@@ -410,7 +426,8 @@ def _check_settings(run_dir: Path, settings: TrainSettings) -> None:
         except ValueError as exc:
             raise CheckpointError(f"{path}: unreadable ({exc})") from None
         changed = [
-            key for key, value in current.items()
+            key
+            for key, value in current.items()
             if key not in _RESUMABLE_CHANGES and stored.get(key) != value
         ]
         if changed:
@@ -484,12 +501,21 @@ def train(
     started = time.perf_counter()
     run_dir = Path(out)
     settings = TrainSettings(
-        data=str(data), epochs=int(epochs), steps_per_epoch=int(steps_per_epoch),
-        batch_size=int(batch_size), segment_length=int(segment_length),
-        time_sizes=[int(s) for s in time_sizes], note_sizes=[int(s) for s in note_sizes],
-        dropout=float(dropout), learning_rate=float(learning_rate), transpose=int(transpose),
-        validation_split=float(validation_split), patience=int(patience), seed=int(seed),
-        strategy=str(strategy), verbose=int(verbose),
+        data=str(data),
+        epochs=int(epochs),
+        steps_per_epoch=int(steps_per_epoch),
+        batch_size=int(batch_size),
+        segment_length=int(segment_length),
+        time_sizes=[int(s) for s in time_sizes],
+        note_sizes=[int(s) for s in note_sizes],
+        dropout=float(dropout),
+        learning_rate=float(learning_rate),
+        transpose=int(transpose),
+        validation_split=float(validation_split),
+        patience=int(patience),
+        seed=int(seed),
+        strategy=str(strategy),
+        verbose=int(verbose),
         time_limit=None if time_limit is None else float(time_limit),
     )
     for name in ("epochs", "steps_per_epoch", "batch_size", "segment_length", "patience"):
@@ -512,35 +538,58 @@ def train(
     state = _read_state(run_dir)
     resumed_from = state["epoch"] if state else 0
     if state is None:
-        state = {"epoch": 0, "best": None, "best_epoch": None, "wait": 0, "rows": [],
-                 "stopped_early": False, "weights": None}
+        state = {
+            "epoch": 0,
+            "best": None,
+            "best_epoch": None,
+            "wait": 0,
+            "rows": [],
+            "stopped_early": False,
+            "weights": None,
+        }
     # log.csv is a view of the committed rows: rewriting it drops any uncommitted epoch.
     _write_atomic(run_dir / "log.csv", _log_text(state["rows"]))
 
     def finished(stopped: bool) -> TrainResult:
         best_model = model_lib.load_model(run_dir)
         return TrainResult(
-            run_dir=run_dir, history=state["rows"], epochs_completed=state["epoch"],
+            run_dir=run_dir,
+            history=state["rows"],
+            epochs_completed=state["epoch"],
             best_epoch=state["best_epoch"],
             best_val_nll=state["best"] if valid and state["best"] is not None else None,
-            stopped_early=stopped, resumed_from=resumed_from, model=best_model)
+            stopped_early=stopped,
+            resumed_from=resumed_from,
+            model=best_model,
+        )
 
     stopped = bool(valid) and state["wait"] >= settings.patience
     if state["epoch"] >= settings.epochs or stopped:
         if verbose:
             why = "stopped early" if stopped else f"all {settings.epochs} epochs done"
-            print(f"{run_dir}: nothing to do ({why}); raise --epochs"
-                  + (" and --patience" if stopped else "") + " to train further")
+            print(
+                f"{run_dir}: nothing to do ({why}); raise --epochs"
+                + (" and --patience" if stopped else "")
+                + " to train further"
+            )
         return finished(stopped)
 
     keras.utils.set_random_seed(settings.seed)
     distribution = make_strategy(settings.strategy)
     with distribution.scope():
         model = model_lib.BiaxialModel(
-            n_notes=sampler.n_notes, lowest=sampler.lowest, time_sizes=settings.time_sizes,
-            note_sizes=settings.note_sizes, dropout=settings.dropout, seed=settings.seed)
-        model.compile(optimizer=keras.optimizers.Adam(settings.learning_rate),
-                      loss=model_lib.BiaxialNLL(), metrics=[model_lib.PlayNLL()])
+            n_notes=sampler.n_notes,
+            lowest=sampler.lowest,
+            time_sizes=settings.time_sizes,
+            note_sizes=settings.note_sizes,
+            dropout=settings.dropout,
+            seed=settings.seed,
+        )
+        model.compile(
+            optimizer=keras.optimizers.Adam(settings.learning_rate),
+            loss=model_lib.BiaxialNLL(),
+            metrics=[model_lib.PlayNLL()],
+        )
         example, _ = next(iter(sampler.dataset(2, seed=seed).take(1)))
         model(example, training=False)  # build the weights
         if state["weights"]:
@@ -550,30 +599,59 @@ def train(
         print(f"resuming {run_dir} after epoch {resumed_from}")
 
     train_data = sampler.dataset(
-        settings.batch_size, seed=settings.seed, transpose=settings.transpose,
-        first_batch=state["epoch"] * settings.steps_per_epoch)
+        settings.batch_size,
+        seed=settings.seed,
+        transpose=settings.transpose,
+        first_batch=state["epoch"] * settings.steps_per_epoch,
+    )
     deadline = None if time_limit is None else started + float(time_limit)
-    callback = _RunCallback(run_dir, state, valid, settings.patience, settings.batch_size,
-                            verbose, settings.seed, deadline)
-    model.fit(train_data, epochs=settings.epochs, initial_epoch=state["epoch"],
-              steps_per_epoch=settings.steps_per_epoch, callbacks=[callback],
-              shuffle=False, verbose=verbose)
+    callback = _RunCallback(
+        run_dir,
+        state,
+        valid,
+        settings.patience,
+        settings.batch_size,
+        verbose,
+        settings.seed,
+        deadline,
+    )
+    model.fit(
+        train_data,
+        epochs=settings.epochs,
+        initial_epoch=state["epoch"],
+        steps_per_epoch=settings.steps_per_epoch,
+        callbacks=[callback],
+        shuffle=False,
+        verbose=verbose,
+    )
     return finished(state.get("stopped_early", False))
 
 
 def train_from_args(args) -> TrainResult:
     """The `python -m musicutils train` command."""
     result = train(
-        args.data, args.out, epochs=args.epochs, steps_per_epoch=args.steps_per_epoch,
-        batch_size=args.batch_size, segment_length=args.segment_length,
-        time_sizes=args.time_sizes, note_sizes=args.note_sizes, dropout=args.dropout,
-        learning_rate=args.learning_rate, transpose=args.transpose,
-        validation_split=args.validation_split, patience=args.patience, seed=args.seed,
-        strategy=args.strategy, verbose=0 if args.quiet else 1,
+        args.data,
+        args.out,
+        epochs=args.epochs,
+        steps_per_epoch=args.steps_per_epoch,
+        batch_size=args.batch_size,
+        segment_length=args.segment_length,
+        time_sizes=args.time_sizes,
+        note_sizes=args.note_sizes,
+        dropout=args.dropout,
+        learning_rate=args.learning_rate,
+        transpose=args.transpose,
+        validation_split=args.validation_split,
+        patience=args.patience,
+        seed=args.seed,
+        strategy=args.strategy,
+        verbose=0 if args.quiet else 1,
     )
     if result.best_val_nll is not None:
-        print(f"best epoch {result.best_epoch}: validation NLL {result.best_val_nll:.4f} "
-              f"nats/step; model in {result.run_dir}")
+        print(
+            f"best epoch {result.best_epoch}: validation NLL {result.best_val_nll:.4f} "
+            f"nats/step; model in {result.run_dir}"
+        )
     else:
         print(f"{result.epochs_completed} epochs; model in {result.run_dir}")
     return result
@@ -610,7 +688,8 @@ def evaluate_checkpoint(
     else:
         trained_on = _trained_on(run_dir)
         is_training_folder = trained_on is not None and Path(trained_on["data"]).resolve() == (
-            path.resolve())
+            path.resolve()
+        )
         split = split or ("valid" if is_training_folder else "all")
         if split in ("train", "valid") and not is_training_folder:
             raise DataError(
@@ -618,12 +697,20 @@ def evaluate_checkpoint(
                 "use --split all"
             )
         if split == "test":
-            raise DataError(f"{path}: a MIDI folder has no test split; use --split all "
-                            "(a folder the model never saw) or --split valid")
+            raise DataError(
+                f"{path}: a MIDI folder has no test split; use --split all "
+                "(a folder the model never saw) or --split valid"
+            )
         validation = trained_on["validation_split"] if is_training_folder else 0.0
         seed = trained_on["seed"] if is_training_folder else 0
-        pieces = load_data(path, validation_split=validation, seed=seed, lowest=model.lowest,
-                           highest=model.lowest + model.n_notes, verbose=0)[split]
+        pieces = load_data(
+            path,
+            validation_split=validation,
+            seed=seed,
+            lowest=model.lowest,
+            highest=model.lowest + model.n_notes,
+            verbose=0,
+        )[split]
         what, derived = f"{path}, {split} pieces", False
     scores = evaluate(model, pieces, batch_size=batch_size)
     return {**scores, "split": what, "derived": derived}
@@ -648,13 +735,15 @@ def evaluate_from_args(args) -> dict:
     Prints the NLL in nats per time step, play bits and play + articulation, and ends with
     `nll_per_step=X` (play bits, the benchmark figure).
     """
-    scores = evaluate_checkpoint(args.checkpoint, args.data, split=args.split,
-                                 batch_size=args.batch_size)
+    scores = evaluate_checkpoint(
+        args.checkpoint, args.data, split=args.split, batch_size=args.batch_size
+    )
     print(f"data: {scores['split']}: {scores['pieces']} pieces, {scores['steps']} steps")
-    print(f"play NLL:              {scores['play_nll']:.4f} nats/step "
-          f"(the benchmark figure; {scores['play_nll'] / np.log(2):.3f} bits)")
-    note = ("articulation derived from onsets" if scores["derived"]
-            else "the training objective")
+    print(
+        f"play NLL:              {scores['play_nll']:.4f} nats/step "
+        f"(the benchmark figure; {scores['play_nll'] / np.log(2):.3f} bits)"
+    )
+    note = "articulation derived from onsets" if scores["derived"] else "the training objective"
     print(f"play + articulate NLL: {scores['nll']:.4f} nats/step ({note})")
     print(f"nll_per_step={scores['play_nll']:.6f}")
     return scores

@@ -26,8 +26,9 @@ def piece(n_steps: int, n_notes: int = 6, *, meter=(4, 4), steps_per_beat=1, see
     play = (rng.random((n_steps, n_notes)) < 0.3).astype(np.uint8)
     before = np.concatenate([np.zeros((1, n_notes), np.uint8), play[:-1]])
     state = np.stack([play, play & (1 - before)], axis=-1)
-    return from_state(state, lowest=40, steps_per_beat=steps_per_beat, meter=meter,
-                      name=name or f"p{n_steps}")
+    return from_state(
+        state, lowest=40, steps_per_beat=steps_per_beat, meter=meter, name=name or f"p{n_steps}"
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -102,8 +103,7 @@ def test_load_benchmark_rejects_non_pickle(tmp_path):
 
 
 # Counts from ../shared/data/polyphonic/README.md: sequences, steps, notes per split.
-JSB_COUNTS = {"train": (229, 13807, 53824), "valid": (76, 4602, 17811),
-              "test": (77, 4725, 18367)}
+JSB_COUNTS = {"train": (229, 13807, 53824), "valid": (76, 4602, 17811), "test": (77, 4725, 18367)}
 
 
 @needs_shared
@@ -122,8 +122,11 @@ def test_jsb_benchmark_matches_published_counts():
 @pytest.mark.slow
 @pytest.mark.parametrize(
     "file, counts",
-    [("nottingham.pickle", (694, 173, 170)), ("musedata.pickle", (524, 135, 124)),
-     ("piano_midi_de.pickle", (87, 12, 25))],
+    [
+        ("nottingham.pickle", (694, 173, 170)),
+        ("musedata.pickle", (524, 135, 124)),
+        ("piano_midi_de.pickle", (87, 12, 25)),
+    ],
 )
 def test_other_benchmarks_sequence_counts(file, counts):
     splits = datasets.load_benchmark(SHARED / file)
@@ -154,7 +157,8 @@ def test_download_known_name_with_local_mirror_verifies_known_hash(tmp_path):
     # A mirror URL with the known hash: what a user does when the original page is down.
     source = SHARED / "jsb_chorales.pickle"
     path = datasets.download_benchmark(
-        "jsb", tmp_path, url=source.as_uri(), sha256=datasets.BENCHMARKS["jsb"].sha256)
+        "jsb", tmp_path, url=source.as_uri(), sha256=datasets.BENCHMARKS["jsb"].sha256
+    )
     assert path.name == "jsb_chorales.pickle" and path.stat().st_size == source.stat().st_size
 
 
@@ -207,7 +211,7 @@ def test_segments_start_on_bar_lines_with_meter_changes():
     state, beat = sampler.batch(64, seed=1, index=5)
     assert np.all(beat[:, 0] == 0)
     # Each segment is the piece's own steps from one of the starts.
-    windows = np.stack([p.state[s:s + 10] for s in sampler.starts])
+    windows = np.stack([p.state[s : s + 10] for s in sampler.starts])
     for segment in state:
         assert np.any(np.all(windows == segment, axis=(1, 2, 3)))
 
@@ -217,7 +221,7 @@ def test_sampling_is_proportional_to_piece_length():
     sampler = datasets.SegmentSampler([short, long], 8)
     assert list(sampler.segments_per_piece) == [3, 15]  # bars start every 4 steps
     state, _ = sampler.batch(2000, seed=0, index=0)
-    short_windows = np.stack([short.state[s:s + 8] for s in (0, 4, 8)])  # (3, 8, N, 2)
+    short_windows = np.stack([short.state[s : s + 8] for s in (0, 4, 8)])  # (3, 8, N, 2)
     from_short = np.any(np.all(state[:, None] == short_windows[None], axis=(2, 3, 4)), axis=1)
     assert 0.79 < 1 - from_short.mean() < 0.88  # expected 15/18 = 0.833 (sd 0.008)
 
@@ -230,7 +234,7 @@ def test_batches_are_a_function_of_seed_and_index():
     np.testing.assert_array_equal(a, b)
     assert not np.array_equal(a, c)
     # The dataset started at batch 3 yields batch 3 first (what a resumed run relies on).
-    (inputs, target), = sampler.dataset(5, seed=7, first_batch=3).take(1)
+    ((inputs, target),) = sampler.dataset(5, seed=7, first_batch=3).take(1)
     np.testing.assert_array_equal(inputs["state"].numpy(), a)
     np.testing.assert_array_equal(target.numpy(), a)
 
@@ -269,8 +273,11 @@ def test_dataset_transposition_matches_numpy_and_stays_in_range():
     moved, _ = sampler.batch(200, seed=2, index=0, transpose=3)
     shifts = []
     for before, after in zip(plain, moved, strict=True):
-        matches = [k for k in range(-3, 4)
-                   if np.array_equal(datasets.transpose_state(before[None], k)[0], after)]
+        matches = [
+            k
+            for k in range(-3, 4)
+            if np.array_equal(datasets.transpose_state(before[None], k)[0], after)
+        ]
         assert matches, "each segment is its untransposed self moved by -3..3 semitones"
         shifts.append(matches[0])
     assert len(set(shifts)) >= 5  # several different shifts are drawn

@@ -24,10 +24,29 @@ from musicutils.midi import from_state
 
 ROOT = Path(__file__).resolve().parents[1]
 CHORALES = ROOT / "data" / "chorales"
-TINY = dict(steps_per_epoch=3, batch_size=4, segment_length=16, time_sizes=(16,),
-            note_sizes=(8,), learning_rate=0.01, verbose=0)
-TINY_ARGS = ["--steps-per-epoch", "3", "--batch-size", "4", "--segment-length", "16",
-             "--time-sizes", "16", "--note-sizes", "8", "--learning-rate", "0.01"]
+TINY = dict(
+    steps_per_epoch=3,
+    batch_size=4,
+    segment_length=16,
+    time_sizes=(16,),
+    note_sizes=(8,),
+    learning_rate=0.01,
+    verbose=0,
+)
+TINY_ARGS = [
+    "--steps-per-epoch",
+    "3",
+    "--batch-size",
+    "4",
+    "--segment-length",
+    "16",
+    "--time-sizes",
+    "16",
+    "--note-sizes",
+    "8",
+    "--learning-rate",
+    "0.01",
+]
 
 
 def _env():
@@ -62,7 +81,12 @@ def test_validation_nll_drops_far_below_coin_flip(trained):
 def test_run_folder_contents(trained):
     run_dir = trained.run_dir
     assert {p.name for p in run_dir.iterdir()} >= {
-        "config.json", "model.weights.h5", "train.json", "log.csv", "backup"}
+        "config.json",
+        "model.weights.h5",
+        "train.json",
+        "log.csv",
+        "backup",
+    }
     rows = _log_rows(run_dir)
     assert list(rows[0]) == list(train.LOG_COLUMNS)
     assert [int(r["epoch"]) for r in rows] == [1, 2, 3, 4]
@@ -72,7 +96,8 @@ def test_run_folder_contents(trained):
     assert settings["time_sizes"] == [16] and settings["validation_split"] == 0.1
     state = json.loads((run_dir / "backup" / "state.json").read_text())
     assert state["epoch"] == 4 and [p.name for p in (run_dir / "backup").glob("*.h5")] == [
-        "epoch-0004.weights.h5"]
+        "epoch-0004.weights.h5"
+    ]
     # The saved model holds the best epoch's weights: its validation NLL is the best one.
     best = min(r["val_nll"] for r in trained.history)
     assert trained.best_val_nll == pytest.approx(best)
@@ -125,12 +150,14 @@ def test_uncommitted_epoch_rows_are_dropped_on_resume(tmp_path):
 @pytest.mark.slow
 def test_early_stopping_keeps_best(tmp_path):
     # A learning rate of 0 never improves after epoch 1: patience 1 stops after epoch 2.
-    result = train.train(CHORALES, tmp_path / "run", epochs=10, patience=1,
-                         **{**TINY, "learning_rate": 0.0})
+    result = train.train(
+        CHORALES, tmp_path / "run", epochs=10, patience=1, **{**TINY, "learning_rate": 0.0}
+    )
     assert result.stopped_early and result.epochs_completed == 2
     assert result.best_epoch == 1
-    again = train.train(CHORALES, tmp_path / "run", epochs=10, patience=1,
-                        **{**TINY, "learning_rate": 0.0})
+    again = train.train(
+        CHORALES, tmp_path / "run", epochs=10, patience=1, **{**TINY, "learning_rate": 0.0}
+    )
     assert again.epochs_completed == 2  # a finished run is not restarted
 
 
@@ -162,8 +189,19 @@ def test_evaluate_matches_model_nll_and_ignores_padding(trained):
 @pytest.mark.slow
 def test_cli_train_and_evaluate(tmp_path, capsys):
     run_dir = tmp_path / "cli"
-    status = cli.main(["train", "--data", str(CHORALES), "--out", str(run_dir), "--epochs", "1",
-                       "--quiet", *TINY_ARGS])
+    status = cli.main(
+        [
+            "train",
+            "--data",
+            str(CHORALES),
+            "--out",
+            str(run_dir),
+            "--epochs",
+            "1",
+            "--quiet",
+            *TINY_ARGS,
+        ]
+    )
     assert status == 0
     out = capsys.readouterr().out
     assert "best epoch 1: validation NLL" in out
@@ -172,22 +210,33 @@ def test_cli_train_and_evaluate(tmp_path, capsys):
     assert lines[0].startswith("data: ") and "3 pieces" in lines[0]  # the held-out 10 %
     assert lines[-1].startswith("nll_per_step=") and float(lines[-1].split("=")[1]) > 0
     # A MIDI folder has no test split: one line on stderr, status 2.
-    assert cli.main(["evaluate", "--checkpoint", str(run_dir), "--data", str(CHORALES),
-                     "--split", "test"]) == 2
+    assert (
+        cli.main(
+            ["evaluate", "--checkpoint", str(run_dir), "--data", str(CHORALES), "--split", "test"]
+        )
+        == 2
+    )
     assert "no test split" in capsys.readouterr().err
-    assert cli.main(["evaluate", "--checkpoint", str(tmp_path / "nothing"),
-                     "--data", str(CHORALES)]) == 2
+    assert (
+        cli.main(["evaluate", "--checkpoint", str(tmp_path / "nothing"), "--data", str(CHORALES)])
+        == 2
+    )
 
 
 def _tiny_benchmark(path: Path) -> Path:
     rng = np.random.default_rng(1)
 
     def sequence(n):
-        return [sorted(int(p) for p in rng.choice(np.arange(48, 72), 3, replace=False))
-                for _ in range(n)]
+        return [
+            sorted(int(p) for p in rng.choice(np.arange(48, 72), 3, replace=False))
+            for _ in range(n)
+        ]
 
-    data = {"train": [sequence(24) for _ in range(6)], "valid": [sequence(20)],
-            "test": [sequence(16), sequence(28)]}
+    data = {
+        "train": [sequence(24) for _ in range(6)],
+        "valid": [sequence(20)],
+        "test": [sequence(16), sequence(28)],
+    }
     with open(path, "wb") as f:
         pickle.dump(data, f)
     return path
@@ -224,10 +273,25 @@ def test_segment_sampler_is_what_training_uses():
 @pytest.mark.slow
 def test_kill_during_training_then_resume(tmp_path):
     run_dir = tmp_path / "killed"
-    command = [sys.executable, "-m", "musicutils", "train", "--data", str(CHORALES), "--out",
-               str(run_dir), "--quiet", *TINY_ARGS]
-    process = subprocess.Popen([*command, "--epochs", "200"], env=_env(), cwd=ROOT,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    command = [
+        sys.executable,
+        "-m",
+        "musicutils",
+        "train",
+        "--data",
+        str(CHORALES),
+        "--out",
+        str(run_dir),
+        "--quiet",
+        *TINY_ARGS,
+    ]
+    process = subprocess.Popen(
+        [*command, "--epochs", "200"],
+        env=_env(),
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     state_path = run_dir / "backup" / "state.json"
     deadline = time.monotonic() + 120
     try:
@@ -240,8 +304,14 @@ def test_kill_during_training_then_resume(tmp_path):
         process.wait()
     done = json.loads(state_path.read_text())["epoch"]
     assert done >= 1
-    finished = subprocess.run([*command, "--epochs", str(done + 2)], env=_env(), cwd=ROOT,
-                              capture_output=True, text=True, timeout=180)
+    finished = subprocess.run(
+        [*command, "--epochs", str(done + 2)],
+        env=_env(),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
     assert finished.returncode == 0, finished.stderr
     epochs = [int(r["epoch"]) for r in _log_rows(run_dir)]
     assert epochs == list(range(1, done + 3))  # continued, no epoch twice, none lost
@@ -255,13 +325,19 @@ from musicutils._tf import tf
 cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 from musicutils import train
-result = train.train({str(CHORALES)!r}, {str(tmp_path / 'run')!r}, epochs=2, strategy="mirrored",
+result = train.train({str(CHORALES)!r}, {str(tmp_path / "run")!r}, epochs=2, strategy="mirrored",
                      **{TINY!r})
 print("replicas", train.make_strategy("mirrored").num_replicas_in_sync)
 print("val_nll", result.history[0]["val_nll"], result.history[-1]["val_nll"])
 """
-    done = subprocess.run([sys.executable, "-c", script], env=_env(), cwd=ROOT,
-                          capture_output=True, text=True, timeout=180)
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        env=_env(),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     lines = dict(line.split(" ", 1) for line in done.stdout.strip().splitlines())
     assert lines["replicas"] == "2"
