@@ -55,6 +55,7 @@ __all__ = [
     "Benchmark",
     "DataError",
     "SegmentSampler",
+    "check_compatible",
     "download_benchmark",
     "frames_to_state",
     "load_benchmark",

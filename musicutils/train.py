@@ -486,7 +486,9 @@ def train(
         transpose: augment by a random transposition within +-`transpose` semitones.
         validation_split: for a folder, the fraction of whole pieces held out.
         patience: stop after this many epochs without a lower validation NLL.
-        seed: seeds the split, the weights' initialisation and the data stream.
+        seed: seeds the split, the weights' initialisation, the data stream and the dropout
+            masks (through `keras.utils.set_random_seed`, which also reseeds Python's, NumPy's
+            and TensorFlow's global generators).
         strategy: "default" or "mirrored" (`make_strategy`).
         verbose: 0 silent, 1 progress bar and summaries, 2 one line per epoch.
         time_limit: wall-clock budget of this call in seconds, or None. Training stops after
