@@ -293,10 +293,10 @@ class BiaxialModel(keras.Model):
         for i, units in enumerate(self.note_sizes):
             self.note_layers.append(LSTMWeights(width, units, name=f"note_lstm_{i}"))
             width = units
-        self.out_kernel = self.add_weight(
-            shape=(width, 2), initializer="glorot_uniform", name="out_kernel"
-        )
-        self.out_bias = self.add_weight(shape=(2,), initializer="zeros", name="out_bias")
+        # The two logits: play, articulate. A built Dense gives the weights stable paths
+        # ("output/kernel") whatever the model is named; its call is not used.
+        self.output_layer = keras.layers.Dense(2, name="output")
+        self.output_layer.build((None, width))
         self._dropout_seed = keras.random.SeedGenerator(seed)
         self.built = True
 
@@ -318,6 +318,16 @@ class BiaxialModel(keras.Model):
     def from_config(cls, config: dict) -> BiaxialModel:
         """Rebuild (untrained) from `get_config()`."""
         return cls(**config)
+
+    @property
+    def out_kernel(self):
+        """(H_last, 2) weights of the two logits."""
+        return self.output_layer.kernel
+
+    @property
+    def out_bias(self):
+        """(2,) biases of the two logits."""
+        return self.output_layer.bias
 
     @property
     def note_input_size(self) -> int:
