@@ -366,8 +366,12 @@ class _RunCallback(keras.callbacks.Callback):
         monitored = row["val_nll"] if self.valid else -float(epoch)
         if state["best"] is None or monitored < state["best"]:
             state.update(best=monitored, best_epoch=epoch + 1, wait=0)
+            # A copy without the optimizer: Keras would save Adam's two slots per weight too,
+            # tripling the file that `generate` and users load.
+            inference = type(self.model).from_config(self.model.get_config())
+            inference.set_weights(self.model.get_weights())
             with _quiet_saving():
-                model_lib.save_model(self.model, self.run_dir)
+                model_lib.save_model(inference, self.run_dir)
         else:
             state["wait"] += 1
         state["rows"].append(row)
