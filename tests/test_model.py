@@ -259,9 +259,11 @@ def test_flop_count_of_the_default_model():
     assert flops_per_train_step(config, 10, 128) == pytest.approx(3 * forward)
 
 
-def test_hand_written_lstm_gradient_matches_autodiff(monkeypatch):
+@pytest.mark.parametrize("xla_cells", [True, False])
+def test_hand_written_lstm_gradient_matches_autodiff(monkeypatch, xla_cells):
     from musicutils import model as model_module
 
+    monkeypatch.setattr(model_module, "XLA_CELLS", xla_cells)
     rng = np.random.default_rng(14)
     steps, rows, units = 6, 5, 4
     projected = tf.constant(rng.normal(size=(steps, rows, 4 * units)).astype(np.float32))
