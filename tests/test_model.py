@@ -193,13 +193,14 @@ def test_gradients_reach_every_weight(model):
         assert np.abs(grad.numpy()).sum() > 0, var.path
 
 
+@pytest.mark.slow
 def test_fit_reduces_the_loss():
     keras.utils.set_random_seed(2)
     model = BiaxialModel(**{**SMALL, "dropout": 0.0})
     # A learnable pattern: each note repeats every 3 steps, struck when it starts.
     steps, notes = np.arange(12)[:, None], np.arange(16)[None, :]
     play = ((steps + notes) % 3 == 0).astype(np.float32)
-    state = np.repeat(np.stack([play, play], axis=-1)[None], 4, axis=0)
+    state = np.repeat(np.stack([play, play], axis=-1)[None], 4, axis=0).astype(np.uint8)
     inputs = {"state": state, "beat": np.tile(np.arange(12) % 4, (4, 1)).astype(np.int32)}
     data = tf.data.Dataset.from_tensor_slices((inputs, inputs["state"])).batch(4).repeat()
     model.compile(optimizer=keras.optimizers.Adam(0.02), loss=BiaxialNLL(), metrics=[PlayNLL()])
