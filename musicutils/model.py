@@ -80,6 +80,7 @@ def _forget_bias_init(units: int):
     return init
 
 
+@keras.saving.register_keras_serializable(package="musicutils")
 class LSTMWeights(keras.layers.Layer):
     """The weights of one LSTM layer; the recurrence itself lives in the model's methods.
 
@@ -286,6 +287,7 @@ def run_lstm(projected: tf.Tensor, recurrent_kernel, h: tf.Tensor, c: tf.Tensor)
 # --------------------------------------------------------------------------------------------
 
 
+@keras.saving.register_keras_serializable(package="musicutils")
 class BiaxialModel(keras.Model):
     """Biaxial LSTM over note-state matrices (Johnson 2015); outputs logits.
 
@@ -594,6 +596,7 @@ def _play_nll(state, logits):
     return nll_per_step(state, logits, articulation=False)
 
 
+@keras.saving.register_keras_serializable(package="musicutils")
 class BiaxialNLL(keras.losses.Loss):
     """Keras loss: nats per time step, play + articulate-where-playing (see `nll_per_step`).
 
@@ -607,6 +610,7 @@ class BiaxialNLL(keras.losses.Loss):
         return nll_per_step(y_true, y_pred, articulation=True)
 
 
+@keras.saving.register_keras_serializable(package="musicutils")
 class PlayNLL(keras.metrics.MeanMetricWrapper):
     """Keras metric: nats per time step counting the play bits only."""
 
