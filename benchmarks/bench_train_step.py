@@ -10,7 +10,8 @@
    notes sounding, each held for a few steps.
 3. Prints seconds per step, the achieved GFLOP/s (FLOPs counted analytically by
    `musicutils.model.flops_per_train_step`, 3x the forward matmuls) as a fraction of the
-   better matmul rate, the peak resident memory, and the load average while it ran.
+   best matmul rate seen (measured before and after the steps), the peak resident memory, and
+   the load average while it ran.
 
 Ends with one line: `train_step_seconds=S gflops=G peak_fraction=F`.
 Reference on the issue's machine: the original Theano code ~32 s and 5.4 GB per step, a
@@ -84,9 +85,15 @@ def main(argv=None) -> None:
         default="fused",
         help="LSTM backward pass: hand-written (fused, default) or TensorFlow's autodiff",
     )
+    parser.add_argument(
+        "--no-xla-cells",
+        action="store_true",
+        help="plain TensorFlow gate arithmetic instead of the XLA-fused cells",
+    )
     parser.add_argument("--threads", type=int, default=0, help="intra-op threads (0: TF default)")
     args = parser.parse_args(argv)
     model_module.LSTM_GRADIENT = args.gradient
+    model_module.XLA_CELLS = not args.no_xla_cells
     if args.threads:
         tf.config.threading.set_intra_op_parallelism_threads(args.threads)
 
@@ -114,11 +121,16 @@ def main(argv=None) -> None:
     flops = flops_per_train_step(config, args.batch, args.steps)
     gflops = flops / seconds / 1e9
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    # Measure the matmul rate again after the steps and keep the best: on a shared machine the
+    # rate moves with other jobs, and the best one seen is the honest denominator.
+    square_after = matmul_gflops(2048, 2048, 2048, repeats=7)
+    peak = max(peak, square_after)
+    print(f"matmul float32 after the steps: 2048^3 {square_after:.1f} GFLOP/s")
     load_after = os.getloadavg()[0]
     print(
         f"batch {args.batch} x {args.steps} steps x {model.n_notes} notes, "
         f"sizes time {model.time_sizes} note {model.note_sizes}, jit={args.jit}, "
-        f"gradient={args.gradient}, "
+        f"gradient={args.gradient}, xla_cells={model_module.XLA_CELLS}, "
         f"threads={tf.config.threading.get_intra_op_parallelism_threads() or 'default'}, "
         f"cpus={os.cpu_count()}"
     )
