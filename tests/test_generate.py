@@ -210,3 +210,19 @@ def test_compose_demo_writes_midi_png_wav(model, tmp_path):
     assert [p.name for p in written] == ["composed.mid", "composed.png", "composed.wav"]
     assert all(p.stat().st_size > 0 for p in written)
     assert midi.read(written[0]).n_steps <= 8
+
+
+def test_cli_primer_file_is_continued(model, tmp_path):
+    from musicutils.cli import main
+
+    run = save_model(model, tmp_path / "run")
+    state = np.zeros((6, N_NOTES, 2), np.uint8)
+    state[:, [0, 4, 7], 0] = 1  # a C major triad (MIDI 55 = G3 is note 0) held for 6 steps
+    state[0, [0, 4, 7], 1] = 1
+    primer = midi.write(midi.from_state(state, lowest=55, meter=(3, 4)), tmp_path / "primer.mid")
+    out = tmp_path / "more.mid"
+    args = ["generate", "--checkpoint", str(run), "--steps", "5", "--out", str(out)]
+    assert main([*args, "--seed", "2", "--primer", str(primer)]) == 0
+    piece = midi.read(out, lowest=55, highest=55 + N_NOTES)
+    np.testing.assert_array_equal(piece.state[:6], state)
+    assert piece.meters == [(0, 3, 4)] and piece.n_steps <= 11
