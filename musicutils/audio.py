@@ -13,13 +13,13 @@ the piece's tempo changes. The mix is scaled so its peak is 0.9: never clipped.
 from __future__ import annotations
 
 import os
-import tempfile
 import wave
 from pathlib import Path
 
 import numpy as np
 
 from . import midi
+from ._io import atomic_open
 
 __all__ = ["play", "render", "step_times", "write_wav"]
 
@@ -143,17 +143,9 @@ def write_wav(
     path = Path(path)
     samples = render(piece_or_state, sample_rate=sample_rate, **kw)
     pcm = np.round(np.clip(samples, -1.0, 1.0) * 32767).astype("<i2")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}-", suffix=".wav.tmp")
-    try:
-        with os.fdopen(fd, "wb") as file, wave.open(file, "wb") as out:
-            out.setnchannels(1)
-            out.setsampwidth(2)
-            out.setframerate(sample_rate)
-            out.writeframes(pcm.tobytes())
-        os.chmod(tmp, 0o644)  # mkstemp makes it private; this is a normal output file
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_open(path) as file, wave.open(file, "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(sample_rate)
+        out.writeframes(pcm.tobytes())
     return path

@@ -134,15 +134,30 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("demo", help="the quick-start job behind `make demo`")
     p.add_argument("--out", type=Path, default=Path("out"), metavar="DIR")
-    p.add_argument("--data", type=Path, default=None, metavar="DIR",
-                   help="MIDI folder to summarise (default: the bundled chorales)")
-    p.add_argument("--checkpoint", type=Path, default=None, metavar="RUN_DIR",
-                   help="model to compose with (default: the bundled pretrained model)")
+    p.add_argument(
+        "--data",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="MIDI folder to summarise (default: the bundled chorales)",
+    )
+    p.add_argument(
+        "--checkpoint",
+        type=Path,
+        default=None,
+        metavar="RUN_DIR",
+        help="model to compose with (default: the bundled pretrained model)",
+    )
     p.set_defaults(handler=_cmd_demo)
 
     p = sub.add_parser("train", help="train a biaxial model; re-run the same command to resume")
-    p.add_argument("--data", required=True, type=Path, metavar="DIR_OR_PICKLE",
-                   help="a folder of MIDI files or a benchmark pickle")
+    p.add_argument(
+        "--data",
+        required=True,
+        type=Path,
+        metavar="DIR_OR_PICKLE",
+        help="a folder of MIDI files or a benchmark pickle",
+    )
     p.add_argument("--out", required=True, type=Path, metavar="RUN_DIR")
     p.add_argument("--epochs", type=int, default=50)
     p.add_argument("--steps-per-epoch", type=int, default=100)
@@ -152,12 +167,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--note-sizes", type=_int_list, default=[100, 50], metavar="100,50")
     p.add_argument("--dropout", type=float, default=0.5)
     p.add_argument("--learning-rate", type=float, default=1e-3)
-    p.add_argument("--transpose", type=int, default=0, metavar="K",
-                   help="augment by random transposition within +-K semitones")
-    p.add_argument("--validation-split", type=float, default=0.1,
-                   help="fraction of pieces held out (MIDI folders; pickles use their own split)")
-    p.add_argument("--patience", type=int, default=10,
-                   help="early stopping: epochs without validation improvement")
+    p.add_argument(
+        "--transpose",
+        type=int,
+        default=0,
+        metavar="K",
+        help="augment by random transposition within +-K semitones",
+    )
+    p.add_argument(
+        "--validation-split",
+        type=float,
+        default=0.1,
+        help="fraction of pieces held out (MIDI folders; pickles use their own split)",
+    )
+    p.add_argument(
+        "--patience",
+        type=int,
+        default=10,
+        help="early stopping: epochs without validation improvement",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--strategy", choices=["default", "mirrored"], default="default")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -166,24 +194,42 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("evaluate", help="negative log-likelihood of a checkpoint on data")
     p.add_argument("--checkpoint", required=True, type=Path, metavar="RUN_DIR")
     p.add_argument("--data", required=True, type=Path, metavar="PATH")
-    p.add_argument("--split", choices=["train", "valid", "test", "all"], default=None,
-                   help="pickle: train/valid/test (default test); MIDI folder: valid/train of "
-                        "the folder the run trained on (default valid), all for another folder")
+    p.add_argument(
+        "--split",
+        choices=["train", "valid", "test", "all"],
+        default=None,
+        help="pickle: train/valid/test (default test); MIDI folder: valid/train of "
+        "the folder the run trained on (default valid), all for another folder",
+    )
     p.add_argument("--batch-size", type=int, default=8)
     p.set_defaults(handler=_cmd_evaluate)
 
     p = sub.add_parser("generate", help="compose new music with a trained model")
-    p.add_argument("--checkpoint", type=Path, default=None, metavar="RUN_DIR",
-                   help="run folder (default: the bundled pretrained model)")
+    p.add_argument(
+        "--checkpoint",
+        type=Path,
+        default=None,
+        metavar="RUN_DIR",
+        help="run folder (default: the bundled pretrained model)",
+    )
     p.add_argument("--steps", type=int, default=256)
     p.add_argument("--out", required=True, type=Path, metavar="OUT.mid")
     p.add_argument("--batch-size", type=int, default=1)
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--temperature", type=float, default=1.0)
-    p.add_argument("--no-adaptive", dest="adaptive", action="store_false",
-                   help="turn off the anti-silence rule")
-    p.add_argument("--primer", type=Path, default=None, metavar="FILE",
-                   help="a MIDI file whose music the composition continues")
+    p.add_argument(
+        "--no-adaptive",
+        dest="adaptive",
+        action="store_false",
+        help="turn off the anti-silence rule",
+    )
+    p.add_argument(
+        "--primer",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="a MIDI file whose music the composition continues",
+    )
     p.add_argument("--png", action="store_true", help="also write a piano-roll PNG")
     p.add_argument("--wav", action="store_true", help="also write a WAV rendering")
     p.set_defaults(handler=_cmd_generate)

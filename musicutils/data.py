@@ -16,7 +16,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -25,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from . import midi
+from ._io import atomic_open
 from .errors import MusicutilsError
 
 __all__ = [
@@ -276,11 +276,8 @@ def _save_cache(corpus: Corpus, cache_path: Path) -> None:
         for p, path in zip(pieces, corpus.paths, strict=True)
     ]
     errors = [json.dumps(list(e)) for e in corpus.errors]
-    tmp = None
     try:
-        cache_path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=cache_path.parent, prefix=".corpus-", suffix=".npz.tmp")
-        with os.fdopen(fd, "wb") as file:
+        with atomic_open(cache_path) as file:
             np.savez_compressed(
                 file,
                 states=states.astype(np.uint8),
@@ -289,10 +286,8 @@ def _save_cache(corpus: Corpus, cache_path: Path) -> None:
                 errors=np.array(errors, dtype=np.str_),
                 format=np.array(_CACHE_FORMAT),
             )
-        os.replace(tmp, cache_path)
     except OSError:
-        if tmp is not None:
-            Path(tmp).unlink(missing_ok=True)
+        pass  # a cache that cannot be written (read-only disk) is simply not kept
 
 
 def _load_cache(cache_path: Path) -> Corpus | None:

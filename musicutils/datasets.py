@@ -37,7 +37,6 @@ import hashlib
 import itertools
 import os
 import pickle  # only for the read-only benchmark loader below; our own files never use pickle
-import tempfile
 import urllib.request
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -45,6 +44,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ._io import atomic_open
 from .errors import DataError
 from .midi import Piece, from_state
 
@@ -265,22 +265,16 @@ def download_benchmark(
     target = folder / (known.file if known is not None else f"{name}.pickle")
     if target.exists() and sha256 is not None and _sha256_file(target) == sha256.lower():
         return target
-    handle, temp = tempfile.mkstemp(dir=folder, prefix=f".{target.name}.", suffix=".part")
     digest = hashlib.sha256()
-    try:
-        with os.fdopen(handle, "wb") as out, urllib.request.urlopen(url) as response:  # noqa: S310
-            while chunk := response.read(1 << 20):
-                digest.update(chunk)
-                out.write(chunk)
+    with atomic_open(target) as out, urllib.request.urlopen(url) as response:  # noqa: S310
+        while chunk := response.read(1 << 20):
+            digest.update(chunk)
+            out.write(chunk)
         if sha256 is not None and digest.hexdigest() != sha256.lower():
-            raise DataError(
+            raise DataError(  # raised inside the block, so the download is not kept
                 f"{target.name}: the download from {url} has SHA-256 {digest.hexdigest()}, "
                 f"expected {sha256.lower()}; the file was not kept"
             )
-        os.replace(temp, target)
-    finally:
-        if os.path.exists(temp):
-            os.unlink(temp)
     return target
 
 

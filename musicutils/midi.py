@@ -54,7 +54,6 @@ import io
 import math
 import os
 import struct
-import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -63,6 +62,7 @@ from typing import BinaryIO
 import mido
 import numpy as np
 
+from ._io import atomic_open
 from .errors import MidiError
 
 __all__ = [
@@ -650,14 +650,6 @@ def write(piece: Piece, path: str | os.PathLike, *, velocity: int = 80) -> Path:
 
     midi_file = mido.MidiFile(type=1, ticks_per_beat=ticks_per_beat)
     midi_file.tracks.extend([conductor, notes_track])
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(handle, "wb") as temp_file:
-            midi_file.save(file=temp_file)
-        os.chmod(temp_name, 0o644)  # mkstemp makes it private; this is a normal output file
-        os.replace(temp_name, path)
-    except BaseException:
-        Path(temp_name).unlink(missing_ok=True)
-        raise
+    with atomic_open(path) as file:
+        midi_file.save(file=file)
     return path

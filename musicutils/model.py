@@ -39,12 +39,12 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 import warnings
 from pathlib import Path
 
 import numpy as np
 
+from ._io import atomic_open, atomic_path
 from ._tf import keras, tf
 from .errors import CheckpointError
 from .features import N_FEATURES, note_features
@@ -657,19 +657,6 @@ def flops_per_train_step(config: dict, batch_size: int, n_steps: int) -> float:
 # --------------------------------------------------------------------------------------------
 
 
-def _replace_atomically(folder: Path, final_name: str, suffix: str, write) -> None:
-    """Call write(tmp_path) on a temp file in `folder`, then move it over `final_name`."""
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=suffix, dir=folder)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, folder / final_name)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-
-
 def save_model(model: BiaxialModel, folder) -> Path:
     """Write `folder/config.json` (the model's get_config) and `folder/model.weights.h5`.
 
@@ -680,18 +667,14 @@ def save_model(model: BiaxialModel, folder) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     text = json.dumps(model.get_config(), indent=2) + "\n"
 
-    def write_config(path):
-        Path(path).write_text(text, encoding="utf-8")
-
-    def write_weights(path):
-        os.remove(path)  # h5py wants to create the file itself
+    with atomic_path(folder / WEIGHTS_FILE, suffix=".weights.h5") as temp:
+        temp.unlink()  # h5py wants to create the file itself
         with warnings.catch_warnings():
             # Keras' h5 writer calls np.array(variable); numpy 2 warns about the copy keyword.
             warnings.filterwarnings("ignore", "__array__ implementation", DeprecationWarning)
-            model.save_weights(path)
-
-    _replace_atomically(folder, WEIGHTS_FILE, ".weights.h5", write_weights)
-    _replace_atomically(folder, CONFIG_FILE, ".json", write_config)
+            model.save_weights(temp)
+    with atomic_open(folder / CONFIG_FILE, "w", encoding="utf-8") as file:
+        file.write(text)
     return folder
 
 

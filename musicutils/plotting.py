@@ -12,12 +12,12 @@ darker, so two repeated quarter notes and one half note look different.
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
 from . import midi
+from ._io import atomic_open
 
 __all__ = ["plot_piano_roll", "save_piano_roll"]
 
@@ -260,14 +260,6 @@ def save_piano_roll(piece_or_state, path: str | os.PathLike, *, dpi: int = 100, 
     n_steps = np.asarray(getattr(piece_or_state, "state", piece_or_state)).shape[0]
     figure = Figure(figsize=(min(24.0, max(8.0, n_steps / 32)), 4.5), layout="constrained")
     plot_piano_roll(piece_or_state, ax=figure.add_subplot(), **kw)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}-", suffix=".png.tmp")
-    try:
-        with os.fdopen(fd, "wb") as file:
-            figure.savefig(file, format="png", dpi=dpi)
-        os.chmod(tmp, 0o644)  # mkstemp makes it private; this is a normal output file
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_open(path) as file:
+        figure.savefig(file, format="png", dpi=dpi)
     return path

@@ -37,7 +37,6 @@ import csv
 import io
 import json
 import os
-import tempfile
 import time
 import warnings
 from contextlib import contextmanager
@@ -47,6 +46,7 @@ from pathlib import Path
 import numpy as np
 
 from . import datasets
+from ._io import atomic_open, atomic_path
 from ._tf import keras, tf
 from .errors import CheckpointError, DataError
 from .midi import Piece
@@ -239,15 +239,8 @@ def evaluate(
 
 
 def _write_atomic(path: Path, text: str) -> None:
-    handle, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8", newline="") as f:
-            f.write(text)
-        os.chmod(temp, 0o644)  # mkstemp makes it private; these are ordinary files
-        os.replace(temp, path)
-    finally:
-        if os.path.exists(temp):
-            os.unlink(temp)
+    with atomic_open(path, "w", encoding="utf-8", newline="") as file:
+        file.write(text)
 
 
 def _log_text(rows: list[dict]) -> str:
@@ -380,10 +373,8 @@ class _RunCallback(keras.callbacks.Callback):
 
         self.backup.mkdir(exist_ok=True)
         weights = self.backup / f"epoch-{epoch + 1:04d}.weights.h5"
-        temp = self.backup / f".tmp-{os.getpid()}.weights.h5"
-        with _quiet_saving():
+        with atomic_path(weights, suffix=".weights.h5") as temp, _quiet_saving():
             self.model.save_weights(temp, overwrite=True)  # the model and its optimizer's state
-        os.replace(temp, weights)
         state["weights"] = weights.name
         _write_atomic(self.backup / "state.json", json.dumps(state, indent=1))
         for old in self.backup.glob("epoch-*.weights.h5"):

@@ -23,13 +23,13 @@ Chorales that fail to export are reported and skipped; the exit status is 1 only
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-import tempfile
 from fractions import Fraction
 from pathlib import Path
 
 import mido
+
+from musicutils._io import atomic_open
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_OUT = REPO / "data" / "chorales"
@@ -162,18 +162,6 @@ def _musicxml_file(name: str) -> Path:
     return xml[0]
 
 
-def _save_atomic(midi: mido.MidiFile, path: Path) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as file:
-            midi.save(file=file)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def export(names: list[str], out: Path, *, bpm: float = 80.0) -> tuple[list[Path], list[str]]:
     """Export corpus chorales to `out`; returns (written paths, 'name: reason' failures)."""
     from music21 import corpus
@@ -191,7 +179,8 @@ def export(names: list[str], out: Path, *, bpm: float = 80.0) -> tuple[list[Path
             failed.append(f"{name}: {type(exc).__name__}: {exc}")
             continue
         path = out / f"{stem}.mid"
-        _save_atomic(midi, path)
+        with atomic_open(path) as file:
+            midi.save(file=file)
         written.append(path)
     return written, failed
 

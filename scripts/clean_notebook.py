@@ -7,9 +7,9 @@ training logs are removed so notebooks stay small and diffs stay readable.
 
 import argparse
 import json
-import os
-import tempfile
 from pathlib import Path
+
+from musicutils._io import atomic_open
 
 MAX_IMAGE_BYTES = 120_000
 
@@ -51,12 +51,9 @@ def main() -> None:
     args = parser.parse_args()
     for path in args.notebooks:
         nb = clean(json.loads(path.read_text()), args.keep_images)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".ipynb")
-        with os.fdopen(fd, "w") as f:
+        with atomic_open(path, "w", encoding="utf-8") as f:
             json.dump(nb, f, indent=1, ensure_ascii=False)
             f.write("\n")
-        os.chmod(tmp, 0o644)  # mkstemp creates private files; notebooks are ordinary files
-        os.replace(tmp, path)
         print(f"{path}: {path.stat().st_size} bytes")
 
 

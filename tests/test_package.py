@@ -33,3 +33,23 @@ def test_errors_are_value_errors_with_a_common_base():
     for error in (MidiError, DataError, CheckpointError):
         assert issubclass(error, ValueError)
         assert issubclass(error, MusicutilsError)
+
+
+def test_atomic_open_replaces_only_on_success(tmp_path):
+    import pytest
+
+    from musicutils._io import atomic_open
+
+    target = tmp_path / "out.txt"
+    target.write_text("old")
+    with pytest.raises(RuntimeError):
+        with atomic_open(target, "w") as file:
+            file.write("half")
+            raise RuntimeError("crash while writing")
+    assert target.read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["out.txt"]  # no temp file left behind
+
+    with atomic_open(target, "w") as file:
+        file.write("new")
+    assert target.read_text() == "new"
+    assert target.stat().st_mode & 0o777 == 0o644
