@@ -100,5 +100,8 @@ def test_demo_writes_outputs(tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stderr
     names = sorted(p.name for p in (tmp_path / "out").iterdir())
-    assert names == ["bwv269.wav", "bwv269_roll.png", "bwv269_roundtrip.mid"]
+    assert names == [
+        "bwv269.wav", "bwv269_roll.png", "bwv269_roundtrip.mid",
+        "composed.mid", "composed.png", "composed.wav",
+    ]  # fmt: skip
     assert "30 pieces read" in result.stdout and "reads back identical" in result.stdout
