@@ -46,7 +46,7 @@ DEFAULT_DATA = ROOT.parent / "shared" / "data" / "polyphonic"
 
 #: Benchmark name -> (pickle file, default segment length in steps).
 #: JSB steps are quarter notes and its pieces 25..160 steps long: 32 steps = 8 bars and only
-#: one training piece is shorter. The other sets have finer steps (probably eighth notes) and
+#: one training piece is shorter. The other sets have eighth-note steps and
 #: longer pieces.
 SETS = {
     "jsb": ("jsb_chorales.pickle", 32),

@@ -88,9 +88,10 @@ class Benchmark:
 
 
 _BL_PAGE = "http://www-etud.iro.umontreal.ca/~boulanni"
-# Not verified against the paper: Nottingham's median piece of 255 steps fits 32 bars of 4/4 in
-# eighth notes; for MuseData and Piano-midi.de we found no statement.
-_FINER_STEP = "probably an eighth note (not verified)"
+# The dataset page says the piano rolls were made "by transposing each sequence in C major or C
+# minor and sampling frames every eighth note (quarter note for JSB chorales) following the beat
+# information present in the MIDI file".
+_FINER_STEP = "an eighth note"
 
 #: The four Boulanger-Lewandowski benchmarks. Only JSB's hash is of the original file (the copy in
 #: the shared data folder is byte for byte the original). The shared folder's other three files
@@ -170,15 +171,18 @@ def frames_to_state(
     return np.stack([play, articulate], axis=-1)
 
 
-def load_benchmark(path: str | os.PathLike) -> dict[str, list[Piece]]:
+def load_benchmark(
+    path: str | os.PathLike, *, steps_per_beat: int | None = None
+) -> dict[str, list[Piece]]:
     """Read a Boulanger-Lewandowski polyphonic-music benchmark pickle.
 
     The file is a dict with the keys 'train', 'valid' and 'test'; each holds a list of sequences,
     each a list of frames, each frame the MIDI pitches (21..108) sounding. Steps are frames: a
     quarter note for JSB Chorales, probably an eighth note for Nottingham, MuseData and
-    Piano-midi.de (not verified; `BENCHMARKS[name].step`). The pieces come out with 88 notes
-    from MIDI 21, `steps_per_beat` 1 (the step is the beat), a 4/4 meter (so `bar_position()`
-    is `t % 4`) and articulation derived from onsets (see `frames_to_state`).
+    Piano-midi.de (as the dataset page says; `BENCHMARKS[name].step`). The pieces come out
+    with 88 notes from MIDI 21, `steps_per_beat` 1 for JSB and 2 for the others (a beat is a
+    quarter note), a 4/4 meter (the files carry no meter, so `bar_position()` is `t % 4` for
+    JSB, `t % 8` for the others) and articulation derived from onsets (see `frames_to_state`).
 
     Security: this is the ONE place the package unpickles anything, because that is the format
     these benchmarks are distributed in. Unpickling can run code hidden in the file: load only
@@ -187,6 +191,8 @@ def load_benchmark(path: str | os.PathLike) -> dict[str, list[Piece]]:
 
     Args:
         path: a `.pickle` file.
+        steps_per_beat: frames per quarter note; by default 2 when the file name names
+            Nottingham, MuseData or Piano-midi.de, else 1 (JSB and files of unknown origin).
 
     Returns:
         {"train": [Piece], "valid": [Piece], "test": [Piece]}; piece names are
@@ -196,6 +202,9 @@ def load_benchmark(path: str | os.PathLike) -> dict[str, list[Piece]]:
         DataError: not a benchmark pickle (with the reason); OSError when the file cannot be read.
     """
     path = Path(path)
+    if steps_per_beat is None:
+        eighths = ("nottingham", "muse", "piano")  # the sets whose frames are eighth notes
+        steps_per_beat = 2 if any(word in path.name.lower() for word in eighths) else 1
     with open(path, "rb") as f:
         try:
             # latin1: the original files are Python-2 pickles holding numpy scalars.
@@ -220,7 +229,11 @@ def load_benchmark(path: str | os.PathLike) -> dict[str, list[Piece]]:
                 raise DataError(f"{name}: empty sequence")
             pieces.append(
                 from_state(
-                    state, lowest=BENCHMARK_LOWEST, steps_per_beat=1, meter=(4, 4), name=name
+                    state,
+                    lowest=BENCHMARK_LOWEST,
+                    steps_per_beat=steps_per_beat,
+                    meter=(4, 4),
+                    name=name,
                 )
             )
         splits[split] = pieces

@@ -79,6 +79,15 @@ def test_load_benchmark_small_file(tmp_path):
     assert first.name == "tiny/train/0"
 
 
+def test_load_benchmark_eighth_note_sets_get_two_steps_per_beat(tmp_path):
+    data = {"train": [[[60]] * 9], "valid": [[[70]]], "test": [[[72]]]}
+    piece = datasets.load_benchmark(_write_pickle(tmp_path / "Nottingham.pickle", data))["train"][0]
+    assert piece.steps_per_beat == 2
+    np.testing.assert_array_equal(piece.bar_position(), [0, 1, 2, 3, 4, 5, 6, 7, 0])
+    forced = datasets.load_benchmark(tmp_path / "Nottingham.pickle", steps_per_beat=1)
+    assert forced["train"][0].steps_per_beat == 1
+
+
 @pytest.mark.parametrize(
     "content, reason",
     [
