@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import os
 import resource
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -34,18 +33,8 @@ import numpy as np  # noqa: E402
 
 from musicutils import model as model_module  # noqa: E402
 from musicutils._tf import keras, tf  # noqa: E402
+from musicutils.loops import time_call  # noqa: E402
 from musicutils.model import BiaxialModel, BiaxialNLL, flops_per_train_step  # noqa: E402
-
-
-def median_seconds(fn, repeats: int) -> float:
-    """Median wall time of fn() over `repeats` calls, after one warm-up call."""
-    fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def matmul_gflops(m: int, k: int, n: int, repeats: int) -> float:
@@ -53,7 +42,7 @@ def matmul_gflops(m: int, k: int, n: int, repeats: int) -> float:
     a = tf.random.normal([m, k])
     b = tf.random.normal([k, n])
     product = tf.function(lambda: tf.reduce_sum(tf.matmul(a, b)))
-    seconds = median_seconds(lambda: product().numpy(), repeats)
+    seconds = time_call(lambda: product().numpy(), repeats)
     return 2.0 * m * k * n / seconds / 1e9
 
 
@@ -117,7 +106,7 @@ def main(argv=None) -> None:
     start = time.perf_counter()
     model.train_on_batch(x, y)
     first = time.perf_counter() - start
-    seconds = median_seconds(lambda: model.train_on_batch(x, y), args.repeats)
+    seconds = time_call(lambda: model.train_on_batch(x, y), args.repeats)
     flops = flops_per_train_step(config, args.batch, args.steps)
     gflops = flops / seconds / 1e9
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
