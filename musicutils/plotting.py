@@ -19,7 +19,7 @@ import numpy as np
 from . import midi
 from ._io import atomic_open
 
-__all__ = ["plot_piano_roll", "save_piano_roll"]
+__all__ = ["plot_biaxial_axes", "plot_feature_matrix", "plot_piano_roll", "save_piano_roll"]
 
 NOTE_COLOR = "#4c72b0"
 ONSET_COLOR = "#1b2a49"
@@ -263,3 +263,81 @@ def save_piano_roll(piece_or_state, path: str | os.PathLike, *, dpi: int = 100, 
     with atomic_open(path) as file:
         figure.savefig(file, format="png", dpi=dpi)
     return path
+
+
+def plot_feature_matrix(
+    matrix, slices: dict[str, slice], *, ax=None, ylabel: str = "", title: str | None = None
+):
+    """Draw per-note input features as a heat map, each named group of columns labelled.
+
+    Args:
+        matrix: float (rows, F): e.g. every note's features at one step, or one note's over time.
+        slices: group name -> columns (`musicutils.features.FEATURE_SLICES`; passed in so this
+            module does not import TensorFlow).
+        ax: Axes to draw into (default: the current one).
+        ylabel, title: axis label and title.
+
+    Returns the Axes. Colours run from -2 (blue) to +2 (red), so the ±1 beat bits, the 0/1
+    states and the small pitch-class counts are all readable on one scale.
+    """
+    import matplotlib.pyplot as plt
+
+    ax = ax if ax is not None else plt.gca()
+    ax.imshow(
+        np.asarray(matrix),
+        aspect="auto",
+        cmap="RdBu_r",
+        vmin=-2,
+        vmax=2,
+        interpolation="nearest",
+        origin="lower",
+    )
+    short = {"position": "pos", "pitch_class": "pitch class"}
+    for name, part in slices.items():
+        ax.axvline(part.start - 0.5, color="k", lw=0.6)
+        ax.text(
+            (part.start + part.stop - 1) / 2,
+            1.01,
+            short.get(name, name),
+            transform=ax.get_xaxis_transform(),
+            ha="center",
+            va="bottom",
+            fontsize=8,
+        )
+    ax.set_xlabel("feature")
+    ax.set_ylabel(ylabel)
+    if title:
+        ax.set_title(title, pad=14)
+    return ax
+
+
+def plot_biaxial_axes(axes=None, size: int = 5):
+    """The two recurrences of the biaxial model on a (time step, note) grid of cells.
+
+    Left: the time axis, one LSTM sequence per note running along t. Right: the note axis, one
+    sequence per step running up the notes. Returns the two Axes.
+    """
+    import matplotlib.pyplot as plt
+
+    if axes is None:
+        _, axes = plt.subplots(1, 2, figsize=(9, 3.6), layout="constrained")
+    offsets = range(-(size // 2), size - size // 2)
+    label = lambda axis, k: f"{axis}{k:+d}" if k else axis  # noqa: E731
+    grid_t, grid_n = np.meshgrid(np.arange(size), np.arange(size))
+    titles = ["time axis: along t, for every note", "note axis: up n, for every step"]
+    for which, (ax, title) in enumerate(zip(axes, titles, strict=True)):
+        ax.scatter(grid_t, grid_n, s=220, facecolor="white", edgecolor="k", zorder=3)
+        ax.set_xticks(range(size), [label("t", k) for k in offsets])
+        ax.set_yticks(range(size), [label("n", k) for k in offsets])
+        ax.set_xlim(-0.6, size - 0.4)
+        ax.set_ylim(-0.6, size - 0.4)
+        ax.set_title(title, fontsize=10)
+        ax.set_xlabel("time step")
+        for a in range(size):
+            for b in range(size - 1):  # arrows between neighbouring cells along the axis
+                start, end = (
+                    ((b + 0.2, a), (b + 0.8, a)) if which == 0 else ((a, b + 0.2), (a, b + 0.8))
+                )
+                ax.annotate("", end, start, arrowprops=dict(arrowstyle="->", color=f"C{which}"))
+    axes[0].set_ylabel("note")
+    return axes

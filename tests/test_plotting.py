@@ -128,3 +128,31 @@ def test_model_output_and_probabilities_keyword() -> None:
     assert any(im.get_array().shape == (78, 48) for im in ax.images)
     with pytest.raises(ValueError, match="either"):
         plotting.plot_piano_roll(piece, probabilities=output, truth=piece)
+
+
+def test_feature_matrix_labels_each_group():
+    slices = {"position": slice(0, 1), "pitch_class": slice(1, 13), "beat": slice(13, 19)}
+    fig, ax = plt.subplots()
+    try:
+        returned = plotting.plot_feature_matrix(np.zeros((5, 19)), slices, ax=ax, ylabel="note")
+        assert returned is ax
+        assert [t.get_text() for t in ax.texts] == ["pos", "pitch class", "beat"]
+        assert [line.get_xdata()[0] for line in ax.lines] == [-0.5, 0.5, 12.5]
+        assert ax.get_ylabel() == "note"
+    finally:
+        plt.close(fig)
+
+
+def test_biaxial_axes_diagram_arrows_run_along_each_axis():
+    axes = plotting.plot_biaxial_axes(size=3)
+    try:
+        assert len(axes) == 2
+        time_arrows = [a for a in axes[0].texts]
+        note_arrows = [a for a in axes[1].texts]
+        assert len(time_arrows) == len(note_arrows) == 3 * 2
+        # the time axis's arrows are horizontal, the note axis's vertical
+        assert all(a.xy[1] == a.xyann[1] for a in time_arrows)
+        assert all(a.xy[0] == a.xyann[0] for a in note_arrows)
+        assert [t.get_text() for t in axes[0].get_xticklabels()] == ["t-1", "t", "t+1"]
+    finally:
+        plt.close(axes[0].figure)
