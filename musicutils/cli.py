@@ -33,6 +33,27 @@ def _int_list(text: str) -> list[int]:
     return sizes
 
 
+def _number(kind, *, minimum, strict: bool):
+    """An argparse type: `kind` (int or float) at least (or, when strict, above) `minimum`."""
+
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+        if value < minimum or (strict and value == minimum):
+            bound = f"> {minimum}" if strict else f">= {minimum}"
+            raise argparse.ArgumentTypeError(f"expected a value {bound}, got {text}")
+        return value
+
+    return parse
+
+
+_positive_int = _number(int, minimum=0, strict=True)
+_count = _number(int, minimum=0, strict=False)
+_positive_float = _number(float, minimum=0.0, strict=True)
+
+
 # ---------------------------------------------------------------------------------------------
 # Handlers. Each returns an exit status.
 
@@ -159,17 +180,19 @@ def build_parser() -> argparse.ArgumentParser:
         help="a folder of MIDI files or a benchmark pickle",
     )
     p.add_argument("--out", required=True, type=Path, metavar="RUN_DIR")
-    p.add_argument("--epochs", type=int, default=50)
-    p.add_argument("--steps-per-epoch", type=int, default=100)
-    p.add_argument("--batch-size", type=int, default=10)
-    p.add_argument("--segment-length", type=int, default=128, help="time steps per example")
+    p.add_argument("--epochs", type=_positive_int, default=50)
+    p.add_argument("--steps-per-epoch", type=_positive_int, default=100)
+    p.add_argument("--batch-size", type=_positive_int, default=10)
+    p.add_argument(
+        "--segment-length", type=_positive_int, default=128, help="time steps per example"
+    )
     p.add_argument("--time-sizes", type=_int_list, default=[300, 300], metavar="300,300")
     p.add_argument("--note-sizes", type=_int_list, default=[100, 50], metavar="100,50")
     p.add_argument("--dropout", type=float, default=0.5)
-    p.add_argument("--learning-rate", type=float, default=1e-3)
+    p.add_argument("--learning-rate", type=_positive_float, default=1e-3)
     p.add_argument(
         "--transpose",
-        type=int,
+        type=_count,
         default=0,
         metavar="K",
         help="augment by random transposition within +-K semitones",
@@ -182,7 +205,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--patience",
-        type=int,
+        type=_count,
         default=10,
         help="early stopping: epochs without validation improvement",
     )
@@ -201,7 +224,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="pickle: train/valid/test (default test); MIDI folder: valid/train of "
         "the folder the run trained on (default valid), all for another folder",
     )
-    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--batch-size", type=_positive_int, default=8)
     p.set_defaults(handler=_cmd_evaluate)
 
     p = sub.add_parser("generate", help="compose new music with a trained model")
@@ -212,11 +235,11 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="RUN_DIR",
         help="run folder (default: the bundled pretrained model)",
     )
-    p.add_argument("--steps", type=int, default=256)
+    p.add_argument("--steps", type=_count, default=256)
     p.add_argument("--out", required=True, type=Path, metavar="OUT.mid")
-    p.add_argument("--batch-size", type=int, default=1)
+    p.add_argument("--batch-size", type=_positive_int, default=1)
     p.add_argument("--seed", type=int, default=None)
-    p.add_argument("--temperature", type=float, default=1.0)
+    p.add_argument("--temperature", type=_positive_float, default=1.0)
     p.add_argument(
         "--no-adaptive",
         dest="adaptive",

@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import zipfile
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -299,8 +300,8 @@ def _load_cache(cache_path: Path) -> Corpus | None:
             states, offsets = npz["states"], npz["offsets"]
             meta = [json.loads(str(m)) for m in npz["meta"]]
             errors = [tuple(json.loads(str(e))) for e in npz["errors"]]
-    except (OSError, ValueError, KeyError, json.JSONDecodeError):
-        return None
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
+        return None  # a damaged or foreign cache is rebuilt, never fatal
     corpus = Corpus(errors=[(str(p), str(r)) for p, r in errors], from_cache=True)
     for info, begin, end in zip(meta, offsets[:-1], offsets[1:], strict=True):
         corpus.pieces.append(

@@ -275,7 +275,7 @@ def _seed_tensor(seed: int | None) -> tf.Tensor:
 def _model_steps_per_beat(model, steps_per_beat: int | None) -> int:
     if steps_per_beat is not None:
         return int(steps_per_beat)
-    return int(getattr(model, "steps_per_beat", None) or 4)
+    return int(model.steps_per_beat)
 
 
 def _primer_arrays(primer, model, batch_size, meter, steps_per_beat):
@@ -350,7 +350,7 @@ def generate(
         seed: same seed (and arguments) -> same music. None draws a fresh one.
         meter: (numerator, denominator) of the new steps when the primer is not a Piece.
         steps_per_beat: time steps per quarter note of the model's training data (bar
-            positions); default `model.steps_per_beat` if it has one, else 4.
+            positions); default `model.steps_per_beat`, the grid of its training data.
         include_primer: return the primer (unchanged, on the model's pitch range) followed by
             the new steps instead of the new steps only.
         xla: which part of the loop XLA compiles, one of `XLA_MODES` ("notes": the note loop,
@@ -533,6 +533,8 @@ def generate_from_args(args: argparse.Namespace) -> list[Path]:
     """
     net = load_checkpoint(args.checkpoint)
     primer = midi.read(args.primer) if args.primer is not None else None
+    # Draw the seed here when none is given, so that it can be printed and the piece recomposed.
+    seed = args.seed if args.seed is not None else int(np.random.default_rng().integers(2**31))
     started = time.perf_counter()
     states = generate(
         net,
@@ -541,7 +543,7 @@ def generate_from_args(args: argparse.Namespace) -> list[Path]:
         primer=primer,
         temperature=args.temperature,
         adaptive=args.adaptive,
-        seed=args.seed,
+        seed=seed,
         include_primer=primer is not None,
     )
     seconds = time.perf_counter() - started
@@ -557,5 +559,5 @@ def generate_from_args(args: argparse.Namespace) -> list[Path]:
     )
     for path in written:
         print(f"wrote {path}")
-    print(f"composed {len(states)} x {args.steps} steps in {seconds:.1f} s")
+    print(f"composed {len(states)} x {args.steps} steps in {seconds:.1f} s (--seed {seed})")
     return written

@@ -25,6 +25,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from ._tf import tf
+from .midi import note_name
 
 __all__ = [
     "ODE_TO_JOY",
@@ -48,12 +49,8 @@ ODE_TO_JOY: tuple[int, ...] = (
     64, 64, 65, 67, 67, 65, 64, 62, 60, 60, 62, 64, 62, 60, 60,
 )  # fmt: skip
 
-_PITCH_CLASS_NAMES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
-
-
-def pitch_name(midi_pitch: int) -> str:
-    """Scientific pitch name of a MIDI pitch: 60 -> 'C4', 55 -> 'G3', 61 -> 'C#4'."""
-    return f"{_PITCH_CLASS_NAMES[midi_pitch % 12]}{midi_pitch // 12 - 1}"
+#: Scientific pitch name of a MIDI pitch: 60 -> 'C4', 55 -> 'G3', 61 -> 'C#4'.
+pitch_name = note_name
 
 
 def transitions_from_melody(

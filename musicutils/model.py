@@ -299,6 +299,10 @@ class BiaxialModel(keras.Model):
         dropout: rate applied to every LSTM layer's output during training. As in the original,
             one mask per sequence (the same units are dropped at every step of a sequence).
         seed: seed of the dropout masks (None: random).
+        steps_per_beat: time steps per quarter note of the music it models (4 for MIDI read at
+            the default grid, 1 for JSB's quarter-note frames). The network never uses it; it is
+            kept with the weights so that a composition gets the bar positions and the tempo of
+            the data the model learnt from.
 
     Call: `model({"state": (B, T, N, 2), "beat": (B, T) int}, training=False)` returns logits
     float32 (B, T, N, 2): channel 0 for P(play), channel 1 for P(articulate | play). Step t is
@@ -314,6 +318,7 @@ class BiaxialModel(keras.Model):
         note_sizes=(100, 50),
         dropout: float = 0.5,
         seed: int | None = None,
+        steps_per_beat: int = 4,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -323,6 +328,7 @@ class BiaxialModel(keras.Model):
         self.note_sizes = tuple(int(s) for s in note_sizes)
         self.dropout = float(dropout)
         self.seed = seed
+        self.steps_per_beat = int(steps_per_beat)
         if not self.time_sizes or not self.note_sizes:
             raise ValueError("BiaxialModel: time_sizes and note_sizes need at least one layer")
         if not 0.0 <= self.dropout < 1.0:
@@ -357,6 +363,7 @@ class BiaxialModel(keras.Model):
             "note_sizes": list(self.note_sizes),
             "dropout": self.dropout,
             "seed": self.seed,
+            "steps_per_beat": self.steps_per_beat,
         }
 
     @classmethod

@@ -226,6 +226,8 @@ def evaluate(
         play += float(p)
         articulate += float(a)
         steps += float(s)
+    if steps == 0:
+        raise DataError("no time steps to score: every piece is empty")
     return {
         "nll": (play + articulate) / steps,
         "play_nll": play / steps,
@@ -520,6 +522,8 @@ def train(
             raise DataError(f"{name.replace('_', '-')} must be at least 1")
     if not 0 <= settings.dropout < 1:
         raise DataError(f"dropout must be in [0, 1), got {settings.dropout}")
+    if settings.transpose < 0:
+        raise DataError(f"transpose must be >= 0 semitones, got {settings.transpose}")
 
     pieces = load_data(data, validation_split=validation_split, seed=seed, verbose=verbose)
     sampler = datasets.SegmentSampler(pieces["train"], segment_length)
@@ -581,6 +585,7 @@ def train(
             note_sizes=settings.note_sizes,
             dropout=settings.dropout,
             seed=settings.seed,
+            steps_per_beat=pieces["train"][0].steps_per_beat,
         )
         model.compile(
             optimizer=keras.optimizers.Adam(settings.learning_rate),
@@ -612,6 +617,7 @@ def train(
         settings.seed,
         deadline,
     )
+    state["stopped_early"] = False  # a resumed run (say, with more patience) starts afresh
     model.fit(
         train_data,
         epochs=settings.epochs,

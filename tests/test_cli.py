@@ -105,3 +105,19 @@ def test_demo_writes_outputs(tmp_path: Path) -> None:
         "composed.mid", "composed.png", "composed.wav",
     ]  # fmt: skip
     assert "30 pieces read" in result.stdout and "reads back identical" in result.stdout
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("generate", "--out", "x.mid", "--temperature", "0"),
+        ("generate", "--out", "x.mid", "--batch-size", "0"),
+        ("train", "--data", "d", "--out", "r", "--transpose", "-1"),
+        ("train", "--data", "d", "--out", "r", "--learning-rate", "-0.1"),
+    ],
+)
+def test_bad_numbers_are_usage_errors_without_traceback(args, tmp_path):
+    result = _run(*args, cwd=tmp_path)
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert "expected a value" in result.stderr

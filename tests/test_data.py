@@ -153,3 +153,14 @@ def test_light_import() -> None:
 
     code = "import sys, musicutils.data; assert 'tensorflow' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_damaged_cache_is_rebuilt(folder: Path, tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    first = data.load_corpus(folder, cache_dir=cache, progress=False)
+    (npz_path,) = cache.glob("*.npz")
+    for damage in (b"", b"PK\x03\x04 not really a zip"):
+        npz_path.write_bytes(damage)
+        again = data.load_corpus(folder, cache_dir=cache, progress=False)
+        assert not again.from_cache
+        assert [p.n_steps for p in again.pieces] == [p.n_steps for p in first.pieces]

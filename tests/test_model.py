@@ -290,3 +290,13 @@ def test_hand_written_lstm_gradient_matches_autodiff(monkeypatch, xla_cells):
         outputs_and_gradients("fused"), outputs_and_gradients("autodiff"), strict=True
     ):
         np.testing.assert_allclose(fused, reference, rtol=1e-5, atol=1e-6)
+
+
+def test_steps_per_beat_travels_with_the_weights(tmp_path):
+    model = BiaxialModel(**SMALL, steps_per_beat=1)
+    assert model.get_config()["steps_per_beat"] == 1
+    assert load_model(save_model(model, tmp_path / "run")).steps_per_beat == 1
+    # checkpoints written before the field existed mean the default grid of 4 steps per beat
+    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    del config["steps_per_beat"]
+    assert BiaxialModel.from_config(config).steps_per_beat == 4
