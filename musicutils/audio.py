@@ -23,24 +23,14 @@ from ._io import atomic_open
 
 __all__ = ["play", "render", "step_times", "write_wav"]
 
+#: Kept here too for callers of the synthesiser; the tempo map lives in `midi`.
+step_times = midi.step_times
+
 SAMPLE_RATE = 22050
 PEAK = 0.9
 _HARMONICS = np.arange(1, 7, dtype=np.float64)
 _HARMONIC_AMPLITUDES = 1.0 / _HARMONICS**1.5
 _ATTACK = 0.004  # seconds
-
-
-def step_times(tempos: list[tuple[int, float]], n_steps: int, steps_per_beat: int) -> np.ndarray:
-    """Start time in seconds of each step 0..n_steps (the last entry is the end): float64 (T+1,).
-
-    `tempos` is [(step, quarter notes per minute)]; the first tempo also covers steps before it.
-    """
-    tempos = sorted(tempos) or [(0, 120.0)]
-    change_steps = np.array([s for s, _ in tempos])
-    bpms = np.array([b for _, b in tempos], dtype=np.float64)
-    which = np.searchsorted(change_steps, np.arange(n_steps), side="right") - 1
-    seconds_per_step = 60.0 / (bpms[np.maximum(which, 0)] * steps_per_beat)
-    return np.concatenate([[0.0], np.cumsum(seconds_per_step)])
 
 
 def render(
@@ -78,7 +68,7 @@ def render(
         lowest = midi.DEFAULT_LOWEST if lowest is None else lowest
         steps_per_beat = steps_per_beat or 4
         tempos = [(0, float(bpm or 120.0))]
-    times = step_times(tempos, state.shape[0], steps_per_beat)
+    times = midi.step_times(tempos, state.shape[0], steps_per_beat)
     out = np.zeros(int(round((times[-1] + release) * sample_rate)), dtype=np.float64)
     starts, ends, notes = midi.note_intervals(state)
     if not len(starts):

@@ -75,6 +75,7 @@ __all__ = [
     "note_intervals",
     "note_name",
     "read",
+    "step_times",
     "steps_per_bar",
     "write",
 ]
@@ -202,17 +203,23 @@ def note_name(pitch: int) -> str:
     return f"{_NOTE_NAMES[pitch % 12]}{pitch // 12 - 1}"
 
 
+def step_times(tempos: list[tuple[int, float]], n_steps: int, steps_per_beat: int) -> np.ndarray:
+    """Start time in seconds of each step 0..n_steps (the last entry is the end): float64 (T+1,).
+
+    `tempos` is [(step, quarter notes per minute)]; the first tempo also covers steps before it.
+    """
+    tempos = sorted(tempos) or [(0, DEFAULT_BPM)]
+    change_steps = np.array([s for s, _ in tempos])
+    bpms = np.array([b for _, b in tempos], dtype=np.float64)
+    which = np.searchsorted(change_steps, np.arange(n_steps), side="right") - 1
+    seconds_per_step = 60.0 / (bpms[np.maximum(which, 0)] * steps_per_beat)
+    return np.concatenate([[0.0], np.cumsum(seconds_per_step)])
+
+
 def duration_seconds(piece: Piece) -> float:
     """Length of the piece in seconds, following its tempo changes (the first tempo also
     covers any steps before it)."""
-    tempos = sorted(piece.tempos) or [(0, DEFAULT_BPM)]
-    bounds = [step for step, _ in tempos[1:]] + [piece.n_steps]
-    seconds = 0.0
-    for i, ((first, bpm), end) in enumerate(zip(tempos, bounds, strict=True)):
-        begin = 0 if i == 0 else first
-        steps = max(0, min(end, piece.n_steps) - begin)
-        seconds += steps / piece.steps_per_beat * 60.0 / bpm
-    return seconds
+    return float(step_times(piece.tempos, piece.n_steps, piece.steps_per_beat)[-1])
 
 
 def _bar_count(piece: Piece) -> float:
