@@ -56,6 +56,7 @@ __all__ = [
     "flops_per_forward",
     "flops_per_train_step",
     "load_model",
+    "nats_of_each_step",
     "nll_per_step",
     "save_model",
 ]
@@ -582,21 +583,30 @@ class BiaxialModel(keras.Model):
 # --------------------------------------------------------------------------------------------
 
 
-def nll_per_step(state, logits, articulation: bool = True) -> tf.Tensor:
-    """Negative log-likelihood of the true states, in nats per time step: float32 (B,).
+def nats_of_each_step(state, logits) -> tuple[tf.Tensor, tf.Tensor]:
+    """-ln P of the true play bits and of the articulate bits of the notes that play.
 
-    Summed over notes, averaged over the steps of each sequence. Counts every play bit and,
-    with `articulation`, the articulate bit of each note that plays (whether a silent note is
-    "articulated" means nothing). Computed from logits with sigmoid cross-entropy, so it is
-    finite however confident the model is.
+    Returns two float32 (B, T) tensors, nats summed over the notes of each step: (play,
+    articulate). Whether a silent note is "articulated" means nothing, so those bits count 0.
+    Computed from logits with sigmoid cross-entropy, so it is finite however confident the
+    model is.
     """
     state = tf.cast(state, tf.float32)
     logits = tf.cast(logits, tf.float32)
     bits = tf.nn.sigmoid_cross_entropy_with_logits(labels=state, logits=logits)
-    total = bits[..., 0]
-    if articulation:
-        total = total + bits[..., 1] * state[..., 0]
-    return tf.reduce_mean(tf.reduce_sum(total, axis=-1), axis=-1)
+    play = tf.reduce_sum(bits[..., 0], axis=-1)
+    articulate = tf.reduce_sum(bits[..., 1] * state[..., 0], axis=-1)
+    return play, articulate
+
+
+def nll_per_step(state, logits, articulation: bool = True) -> tf.Tensor:
+    """Negative log-likelihood of the true states, in nats per time step: float32 (B,).
+
+    Summed over notes, averaged over the steps of each sequence. Counts every play bit and,
+    with `articulation`, the articulate bit of each note that plays (`nats_of_each_step`).
+    """
+    play, articulate = nats_of_each_step(state, logits)
+    return tf.reduce_mean(play + articulate if articulation else play, axis=-1)
 
 
 def _play_nll(state, logits):

@@ -46,6 +46,7 @@ from pathlib import Path
 import numpy as np
 
 from . import datasets
+from . import model as model_lib
 from ._io import atomic_open, atomic_path
 from ._tf import keras, tf
 from .errors import CheckpointError, DataError
@@ -187,10 +188,7 @@ def _sums_fn(model):
     )
     def sums(state, beat, mask):
         logits = model({"state": state, "beat": beat}, training=False)
-        truth = tf.cast(state, tf.float32)
-        bits = tf.nn.sigmoid_cross_entropy_with_logits(labels=truth, logits=logits)
-        play = tf.reduce_sum(bits[..., 0], axis=-1)  # (B, T) nats
-        articulate = tf.reduce_sum(bits[..., 1] * truth[..., 0], axis=-1)  # only where played
+        play, articulate = model_lib.nats_of_each_step(state, logits)  # (B, T) nats each
         return (tf.reduce_sum(play * mask), tf.reduce_sum(articulate * mask), tf.reduce_sum(mask))
 
     return sums
@@ -339,7 +337,6 @@ class _RunCallback(keras.callbacks.Callback):
             generator_state.assign(tf.constant([self.seed, epoch], generator_state.dtype))
 
     def on_epoch_end(self, epoch, logs=None):
-        from . import model as model_lib
 
         logs = logs if logs is not None else {}
         if self.valid:
@@ -495,7 +492,6 @@ def train(
     Returns:
         A `TrainResult` whose `model` holds the best weights (the ones saved in `out`).
     """
-    from . import model as model_lib
 
     started = time.perf_counter()
     run_dir = Path(out)
@@ -677,7 +673,6 @@ def evaluate_checkpoint(
         `evaluate`'s dict plus "split" (the pieces scored, in words) and "derived" (True when
         the articulation came from onsets, i.e. a benchmark pickle).
     """
-    from . import model as model_lib
 
     run_dir = Path(checkpoint)
     model = model_lib.load_model(run_dir)
