@@ -114,11 +114,7 @@ class LSTMWeights(keras.layers.Layer):
 
 def _lstm_update(z: tf.Tensor, c: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
     """One LSTM cell update from the gate pre-activations z (rows, 4H) and the cell c (rows, H)."""
-    units = c.shape[-1]
-    gates = tf.sigmoid(z[:, : 3 * units])
-    candidate = tf.tanh(z[:, 3 * units :])
-    c = gates[:, units : 2 * units] * c + gates[:, :units] * candidate
-    h = gates[:, 2 * units :] * tf.tanh(c)
+    h, c, _, _ = _cell_forward(z, 0.0, c)
     return h, c
 
 
