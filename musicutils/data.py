@@ -26,7 +26,7 @@ import numpy as np
 
 from . import midi
 from ._io import atomic_open
-from .errors import MusicutilsError
+from .errors import DataError, MusicutilsError
 
 __all__ = [
     "BUNDLED_CHORALES",
@@ -50,8 +50,6 @@ def bundled_chorales_dir() -> Path:
     Raises:
         DataError: the folder is missing or holds no MIDI files.
     """
-    from .errors import DataError
-
     if not midi_files(BUNDLED_CHORALES):
         raise DataError(
             f"{BUNDLED_CHORALES}: bundled chorales not found; use a clone of the repository "
@@ -178,8 +176,6 @@ def load_corpus(
     Raises:
         DataError: `folder` does not exist or is not a folder.
     """
-    from .errors import DataError
-
     folder = Path(folder)
     if not folder.is_dir():
         raise DataError(f"{folder}: not a folder of MIDI files")

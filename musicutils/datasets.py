@@ -525,7 +525,7 @@ def padded_batches(
     group: list[Piece] = []
     for i in order:
         piece = pieces[i]
-        longest = max(piece.n_steps, *(p.n_steps for p in group)) if group else piece.n_steps
+        longest = piece.n_steps  # pieces come shortest first, so the newest is the longest
         if group and (len(group) == batch_size or longest * (len(group) + 1) > max_steps):
             yield _pad(group, n_notes)
             group = []

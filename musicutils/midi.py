@@ -640,20 +640,15 @@ def write(piece: Piece, path: str | os.PathLike, *, velocity: int = 80) -> Path:
     event_is_on = np.concatenate([np.zeros(len(ends), bool), np.ones(len(starts), bool)])
     event_pitch = np.concatenate([pitches, pitches])
     order = np.lexsort((event_pitch, event_is_on, event_ticks))
-    notes_track = mido.MidiTrack()
-    previous = 0
-    for tick, is_on, pitch in zip(
-        event_ticks[order].tolist(),
-        event_is_on[order].tolist(),
-        event_pitch[order].tolist(),
-        strict=True,
-    ):
-        kind = "note_on" if is_on else "note_off"
-        notes_track.append(
-            mido.Message(kind, note=pitch, velocity=velocity if is_on else 0, time=tick - previous)
+    ticks = event_ticks[order].tolist()
+    notes_track = _delta_track(
+        (tick, mido.Message("note_on" if on else "note_off", note=pitch, velocity=velocity * on))
+        for tick, on, pitch in zip(
+            ticks, event_is_on[order].tolist(), event_pitch[order].tolist(), strict=True
         )
-        previous = tick
-    notes_track.append(mido.MetaMessage("end_of_track", time=end_tick - previous))
+    )
+    last_note = ticks[-1] if ticks else 0
+    notes_track.append(mido.MetaMessage("end_of_track", time=end_tick - last_note))
 
     midi_file = mido.MidiFile(type=1, ticks_per_beat=ticks_per_beat)
     midi_file.tracks.extend([conductor, notes_track])
