@@ -17,6 +17,10 @@ state[t-1] ─ features ─▶ LSTM ─▶ LSTM ─▶ time_out[t, n] ─┐
   two logits: play, and articulate given play.
 - Training uses teacher forcing on both axes: the true previous step and the true note below.
   Sampling (musicutils.generate) uses the single-step methods and feeds its own choices.
+- Optional, not in Johnson's model: `chord_below=True` also hands the note axis the chord chosen
+  so far at the step (the 12 notes just below, and how many notes below lie at each interval
+  class; `chord_below_inputs`). On the JSB Chorales benchmark it took the test NLL from 6.12 to
+  4.98 nats per step, with the same sizes and in less training time (README, Figures).
 
 Speed (the time axis is ~85 % of the arithmetic). Every input projection (x @ W for all rows
 of a layer) is one large matmul outside the recurrence, and the layers run one after another
@@ -52,7 +56,9 @@ from .features import N_FEATURES, note_features
 __all__ = [
     "BiaxialModel",
     "BiaxialNLL",
+    "CHORD_BELOW_WIDTH",
     "PlayNLL",
+    "chord_below_inputs",
     "flops_per_forward",
     "flops_per_train_step",
     "load_model",
@@ -280,6 +286,43 @@ def run_lstm(projected: tf.Tensor, recurrent_kernel, h: tf.Tensor, c: tf.Tensor)
 
 
 # --------------------------------------------------------------------------------------------
+# The chord below a note (optional note-axis inputs)
+# --------------------------------------------------------------------------------------------
+
+#: Extra note-axis inputs with `chord_below`: the 12 notes just below, and 12 interval classes.
+CHORD_BELOW_WIDTH = 24
+
+
+def chord_below_inputs(play: tf.Tensor) -> tf.Tensor:
+    """What the notes below n already chose at the same step, for every note n at once.
+
+    The note axis runs upward, and in Johnson's model note n sees only the choice of note n-1;
+    anything lower it must remember in its LSTM state. Harmony is about the intervals to
+    everything already sounding, and because the note axis shares its weights across the
+    keyboard its memory would have to "rotate" by a semitone at every note to keep intervals.
+    These inputs hand it the intervals directly:
+
+    - window (12): play bits of notes n-1 .. n-12 (the octave just below), nearest first;
+    - intervals (12): how many notes below n play at each interval class: index k counts the
+      notes m < n with (n - m) mod 12 == k (k = 0: octaves below, 7: a fifth below, ...).
+
+    Args:
+        play: (..., N) 0/1 play bits of one step (the teacher-forced choices).
+
+    Returns:
+        float32 (..., N, 24): window then intervals. `BiaxialModel.note_step` builds the same
+        numbers one note at a time (tested equal).
+    """
+    play = tf.cast(play, tf.float32)
+    n_notes = play.shape[-1]
+    below = np.arange(n_notes)[:, None] - np.arange(n_notes)[None, :]  # n - m, (N, N)
+    window = np.stack([below == d for d in range(1, 13)], axis=-1)  # (N, N, 12)
+    intervals = (below > 0)[..., None] & (below[..., None] % 12 == np.arange(12))
+    table = tf.constant(np.concatenate([window, intervals], axis=-1), tf.float32)  # (N, N, 24)
+    return tf.einsum("...m,nmc->...nc", play, table)
+
+
+# --------------------------------------------------------------------------------------------
 # The model
 # --------------------------------------------------------------------------------------------
 
@@ -300,6 +343,9 @@ class BiaxialModel(keras.Model):
             the default grid, 1 for JSB's quarter-note frames). The network never uses it; it is
             kept with the weights so that a composition gets the bar positions and the tempo of
             the data the model learnt from.
+        chord_below: also give the note axis the chord chosen so far at this step (an addition
+            to Johnson's model; `CHORD_BELOW_WIDTH` more inputs, see `chord_below_inputs`).
+            Off by default, so that models trained without it load unchanged.
 
     Call: `model({"state": (B, T, N, 2), "beat": (B, T) int}, training=False)` returns logits
     float32 (B, T, N, 2): channel 0 for P(play), channel 1 for P(articulate | play). Step t is
@@ -316,6 +362,7 @@ class BiaxialModel(keras.Model):
         dropout: float = 0.5,
         seed: int | None = None,
         steps_per_beat: int = 4,
+        chord_below: bool = False,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -326,6 +373,7 @@ class BiaxialModel(keras.Model):
         self.dropout = float(dropout)
         self.seed = seed
         self.steps_per_beat = int(steps_per_beat)
+        self.chord_below = bool(chord_below)
         if not self.time_sizes or not self.note_sizes:
             raise ValueError("BiaxialModel: time_sizes and note_sizes need at least one layer")
         if not 0.0 <= self.dropout < 1.0:
@@ -337,7 +385,8 @@ class BiaxialModel(keras.Model):
             self.time_layers.append(LSTMWeights(width, units, name=f"time_lstm_{i}"))
             width = units
         self.note_layers = []
-        width = self.time_sizes[-1] + 2  # time output of the note + choice of the note below
+        # Time output of the note + choice of the note below (+ the chord below it).
+        width = self.time_sizes[-1] + self.choice_width
         for i, units in enumerate(self.note_sizes):
             self.note_layers.append(LSTMWeights(width, units, name=f"note_lstm_{i}"))
             width = units
@@ -361,6 +410,7 @@ class BiaxialModel(keras.Model):
             "dropout": self.dropout,
             "seed": self.seed,
             "steps_per_beat": self.steps_per_beat,
+            "chord_below": self.chord_below,
         }
 
     @classmethod
@@ -377,6 +427,12 @@ class BiaxialModel(keras.Model):
     def out_bias(self):
         """(2,) biases of the two logits."""
         return self.output_layer.bias
+
+    @property
+    def choice_width(self) -> int:
+        """Inputs of the note axis read from the current step's notes below: 2 (play,
+        articulate of the note just below), plus `CHORD_BELOW_WIDTH` with `chord_below`."""
+        return 2 + (CHORD_BELOW_WIDTH if self.chord_below else 0)
 
     @property
     def note_input_size(self) -> int:
@@ -407,9 +463,9 @@ class BiaxialModel(keras.Model):
         return self.note_layers[0].kernel[self.time_sizes[-1] :]
 
     def _note_layers(self, note_input: tf.Tensor, prev_choice: tf.Tensor, training):
-        """Teacher-forced note axis, note-major: (N, rows, G), (N, rows, 2) -> (N, rows, 2)."""
+        """Teacher-forced note axis, note-major: (N, rows, G), (N, rows, C) -> (N, rows, 2)."""
         n_notes, rows = tf.shape(note_input)[0], tf.shape(note_input)[1]
-        choice = tf.reshape(prev_choice, [-1, 2])
+        choice = tf.reshape(prev_choice, [-1, self.choice_width])
         projected = note_input + tf.reshape(
             tf.matmul(choice, self._choice_kernel()), tf.shape(note_input)
         )
@@ -451,7 +507,11 @@ class BiaxialModel(keras.Model):
         note_input = self.note_inputs(tf.reshape(time_out, [self.n_notes, -1, ht]))
         below = tf.transpose(state, [2, 0, 1, 3])  # (N, B, T, 2)
         below = tf.concat([tf.zeros_like(below[:1]), below[:-1]], axis=0)
-        logits = self._note_layers(note_input, tf.reshape(below, [self.n_notes, -1, 2]), training)
+        if self.chord_below:
+            chord = tf.transpose(chord_below_inputs(state[..., 0]), [2, 0, 1, 3])  # (N, B, T, C)
+            below = tf.concat([below, chord], axis=-1)
+        below = tf.reshape(below, [self.n_notes, -1, self.choice_width])
+        logits = self._note_layers(note_input, below, training)
         logits = tf.reshape(logits, [self.n_notes, batch, steps, 2])
         return tf.transpose(logits, [1, 2, 0, 3])
 
@@ -544,11 +604,15 @@ class BiaxialModel(keras.Model):
         return tf.reshape(out, tf.concat([tf.shape(time_out)[:-1], [self.note_input_size]], 0))
 
     def initial_note_carry(self, batch_size):
-        """Zero state of the note axis: ((h, c) per layer), each (batch_size, H)."""
-        return tuple(
+        """Zero state of the note axis: ((h, c) per layer), each (batch_size, H); with
+        `chord_below`, then the chord below so far: (window, intervals), each (batch_size, 12)."""
+        layers = tuple(
             (tf.zeros([batch_size, units]), tf.zeros([batch_size, units]))
             for units in self.note_sizes
         )
+        if self.chord_below:
+            layers += ((tf.zeros([batch_size, 12]), tf.zeros([batch_size, 12])),)
+        return layers
 
     def note_step(self, note_input, prev_choice, carry):
         """One note of the note axis.
@@ -556,14 +620,24 @@ class BiaxialModel(keras.Model):
         Args:
             note_input: (B, G) this note's row of `note_inputs`.
             prev_choice: (B, 2) play, articulate chosen for the note below (zeros for note 0).
-            carry: from `initial_note_carry` or the previous `note_step`.
+            carry: from `initial_note_carry` or the previous `note_step` (with `chord_below` it
+                also carries the chord chosen so far, so the loop stays the same).
 
         Returns:
             (logits (B, 2), carry).
         """
         choice = tf.cast(prev_choice, note_input.dtype)
-        projected = note_input + tf.matmul(choice, self._choice_kernel())
         new_carry = []
+        if self.chord_below:
+            # Move up one note: the note just below joins the chord, every interval grows by 1.
+            window, intervals = carry[-1]
+            played = choice[:, :1]
+            window = tf.concat([played, window[:, :-1]], axis=1)
+            semitone = tf.one_hot(1, 12, dtype=intervals.dtype)  # interval class of note n-1
+            intervals = tf.roll(intervals, shift=1, axis=1) + played * semitone
+            carry = carry[:-1]
+            choice = tf.concat([choice, window, intervals], axis=1)
+        projected = note_input + tf.matmul(choice, self._choice_kernel())
         x = None
         for i, (layer, (h, c)) in enumerate(zip(self.note_layers, carry, strict=True)):
             if i > 0:
@@ -571,6 +645,8 @@ class BiaxialModel(keras.Model):
             z = projected + tf.matmul(h, layer.recurrent_kernel)
             x, c = _lstm_update(z, c)
             new_carry.append((x, c))
+        if self.chord_below:
+            new_carry.append((window, intervals))
         return tf.matmul(x, self.out_kernel) + self.out_bias, tuple(new_carry)
 
 
@@ -653,7 +729,7 @@ def flops_per_forward(config: dict, batch_size: int, n_steps: int) -> float:
     for units in time_sizes:
         flops += 2.0 * rows * (width + units) * 4 * units
         width = units
-    width += 2
+    width += 2 + (CHORD_BELOW_WIDTH if config.get("chord_below", False) else 0)
     for units in note_sizes:
         flops += 2.0 * rows * (width + units) * 4 * units
         width = units

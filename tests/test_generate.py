@@ -82,6 +82,16 @@ def test_every_xla_mode_and_the_naive_loop_compose_the_same(model, adaptive):
         np.testing.assert_array_equal(generate.generate(model, 6, xla=mode, **kwargs), reference)
 
 
+@pytest.mark.slow
+def test_chord_below_model_composes_like_the_naive_loop():
+    net = tiny_model(2, chord_below=True)
+    kwargs = dict(batch_size=2, seed=4, temperature=0.8)
+    reference = generate.generate_reference(net, 6, **kwargs)
+    check_valid(reference, (2, 6, N_NOTES, 2))
+    for mode in generate.XLA_MODES:
+        np.testing.assert_array_equal(generate.generate(net, 6, xla=mode, **kwargs), reference)
+
+
 def test_primer_is_continued_and_kept(model):
     """Continuing the first steps of a composition with the same seed composes the rest again.
 

@@ -29,10 +29,10 @@ def random_batch(rng, batch=3, steps=6, n_notes=16, density=0.3):
     return {"state": state, "beat": beat}
 
 
-@pytest.fixture
-def model():
+@pytest.fixture(params=[False, True], ids=["johnson", "chord_below"])
+def model(request):
     keras.utils.set_random_seed(1)
-    return BiaxialModel(**SMALL)
+    return BiaxialModel(**SMALL, chord_below=request.param)
 
 
 def test_logit_shapes_and_parameter_count(model):
@@ -44,7 +44,8 @@ def test_logit_shapes_and_parameter_count(model):
     def lstm(inp, units):
         return 4 * units * (inp + units + 1)
 
-    expected = lstm(81, 12) + lstm(12, 10) + lstm(10 + 2, 8) + lstm(8, 6) + 6 * 2 + 2
+    choice = 2 + (24 if model.chord_below else 0)
+    expected = lstm(81, 12) + lstm(12, 10) + lstm(10 + choice, 8) + lstm(8, 6) + 6 * 2 + 2
     assert model.count_params() == expected
 
 
@@ -78,6 +79,23 @@ def test_step_api_reproduces_teacher_forced_probabilities(model):
             choice = state[:, t, n]
         prev = state[:, t]
     np.testing.assert_allclose(got, expected, atol=1e-5)
+
+
+def test_chord_below_inputs_match_a_per_note_reference():
+    from musicutils.model import chord_below_inputs
+
+    play = (np.random.default_rng(8).random((2, 3, 30)) < 0.3).astype(np.float32)
+    got = chord_below_inputs(play).numpy()
+    assert got.shape == (2, 3, 30, 24)
+    expected = np.zeros_like(got)
+    for index in np.ndindex(play.shape[:2]):
+        for n in range(30):
+            for m in range(n):
+                if play[index][m]:
+                    if n - m <= 12:
+                        expected[index][n, n - m - 1] += 1  # window: n-1 first
+                    expected[index][n, 12 + (n - m) % 12] += 1
+    np.testing.assert_array_equal(got, expected)
 
 
 def test_time_axis_continues_from_a_carry(model):
