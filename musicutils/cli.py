@@ -188,8 +188,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--time-sizes", type=_int_list, default=[300, 300], metavar="300,300")
     p.add_argument("--note-sizes", type=_int_list, default=[100, 50], metavar="100,50")
+    p.add_argument(
+        "--chord-below",
+        action="store_true",
+        help="give the note axis the chord chosen so far at each step (not in Johnson's model)",
+    )
     p.add_argument("--dropout", type=float, default=0.5)
     p.add_argument("--learning-rate", type=_positive_float, default=1e-3)
+    p.add_argument(
+        "--ema",
+        type=float,
+        default=0.0,
+        metavar="M",
+        help="validate and keep a moving average of the weights, momentum M per batch "
+        "(e.g. 0.99; default 0: off)",
+    )
     p.add_argument(
         "--transpose",
         type=_count,

@@ -85,8 +85,10 @@ class TrainSettings:
     segment_length: int = 128
     time_sizes: list[int] = field(default_factory=lambda: [300, 300])
     note_sizes: list[int] = field(default_factory=lambda: [100, 50])
+    chord_below: bool = False
     dropout: float = 0.5
     learning_rate: float = 1e-3
+    ema: float = 0.0
     transpose: int = 0
     validation_split: float = 0.1
     patience: int = 10
@@ -300,7 +302,8 @@ def make_strategy(name: str):
 class _RunCallback(keras.callbacks.Callback):
     """Validation on whole pieces, early stopping, best checkpoint, log.csv and the backup.
 
-    Order at the end of each epoch: validate; save the best model if improved; rewrite log.csv;
+    Order at the end of each epoch: validate (with the averaged weights when `ema` is on); save
+    the best model if improved; rewrite log.csv;
     write the backup weights; commit `backup/state.json` (the commit point); drop the older
     backup weights.
     """
@@ -337,8 +340,15 @@ class _RunCallback(keras.callbacks.Callback):
             generator_state.assign(tf.constant([self.seed, epoch], generator_state.dtype))
 
     def on_epoch_end(self, epoch, logs=None):
-
         logs = logs if logs is not None else {}
+        # Validation and the best model use the averaged weights (with `ema`); the backup and
+        # the training go on from the raw ones.
+        with _averaged_weights(self.model):
+            row = self._validate_and_keep_best(epoch, logs)
+        self._commit_epoch(epoch, row)
+
+    def _validate_and_keep_best(self, epoch, logs) -> dict:
+        """Score the validation pieces; save the model if it is the best; return the log row."""
         if self.valid:
             if self._sums is None:
                 self._sums = _sums_fn(self.model)
@@ -366,6 +376,11 @@ class _RunCallback(keras.callbacks.Callback):
                 model_lib.save_model(inference, self.run_dir)
         else:
             state["wait"] += 1
+        return row
+
+    def _commit_epoch(self, epoch, row):
+        """Append the row to log.csv, write the backup, then the commit point; stop if due."""
+        state = self.state
         state["rows"].append(row)
         state["epoch"] = epoch + 1
         _write_atomic(self.run_dir / "log.csv", _log_text(state["rows"]))
@@ -395,6 +410,22 @@ class _RunCallback(keras.callbacks.Callback):
                 )
 
 
+@contextmanager
+def _averaged_weights(model):
+    """Swap the optimizer's moving average of the weights in (`ema` > 0) for the duration."""
+    optimizer = model.optimizer
+    if not getattr(optimizer, "use_ema", False):
+        yield
+        return
+    raw = [v.numpy() for v in model.trainable_variables]
+    optimizer.finalize_variable_values(model.trainable_variables)
+    try:
+        yield
+    finally:
+        for variable, value in zip(model.trainable_variables, raw, strict=True):
+            variable.assign(value)
+
+
 def _read_state(run_dir: Path) -> dict | None:
     path = run_dir / "backup" / "state.json"
     if not path.exists():
@@ -419,10 +450,11 @@ def _check_settings(run_dir: Path, settings: TrainSettings) -> None:
             stored = json.loads(path.read_text())
         except ValueError as exc:
             raise CheckpointError(f"{path}: unreadable ({exc})") from None
+        defaults = asdict(TrainSettings(data=settings.data))
         changed = [
             key
             for key, value in current.items()
-            if key not in _RESUMABLE_CHANGES and stored.get(key) != value
+            if key not in _RESUMABLE_CHANGES and stored.get(key, defaults[key]) != value
         ]
         if changed:
             key = changed[0]
@@ -452,8 +484,10 @@ def train(
     segment_length: int = 128,
     time_sizes=(300, 300),
     note_sizes=(100, 50),
+    chord_below: bool = False,
     dropout: float = 0.5,
     learning_rate: float = 1e-3,
+    ema: float = 0.0,
     transpose: int = 0,
     validation_split: float = 0.1,
     patience: int = 10,
@@ -475,8 +509,15 @@ def train(
         segment_length: steps per training segment (starts on a bar line; shorter pieces are
             left out of training, see `datasets`).
         time_sizes, note_sizes: LSTM sizes of the time-axis and note-axis stacks.
+        chord_below: give the note axis the chord chosen so far at each step
+            (`model.chord_below_inputs`).
         dropout: dropout rate between layers (Johnson used 0.5).
         learning_rate: Adam's learning rate.
+        ema: 0 (off), or the momentum of an exponential moving average of the weights, updated
+            after every batch (0.99: about the last 100 batches). Validation, the saved best
+            model and so `evaluate` and `generate` use the averaged weights; training itself
+            goes on from the raw ones. On small corpora the average generalises better than
+            any single point of the noisy trajectory (Polyak averaging).
         transpose: augment by a random transposition within +-`transpose` semitones.
         validation_split: for a folder, the fraction of whole pieces held out.
         patience: stop after this many epochs without a lower validation NLL.
@@ -503,8 +544,10 @@ def train(
         segment_length=int(segment_length),
         time_sizes=[int(s) for s in time_sizes],
         note_sizes=[int(s) for s in note_sizes],
+        chord_below=bool(chord_below),
         dropout=float(dropout),
         learning_rate=float(learning_rate),
+        ema=float(ema),
         transpose=int(transpose),
         validation_split=float(validation_split),
         patience=int(patience),
@@ -518,6 +561,8 @@ def train(
             raise DataError(f"{name.replace('_', '-')} must be at least 1")
     if not 0 <= settings.dropout < 1:
         raise DataError(f"dropout must be in [0, 1), got {settings.dropout}")
+    if not 0 <= settings.ema < 1:
+        raise DataError(f"ema must be in [0, 1), got {settings.ema}")
     if settings.transpose < 0:
         raise DataError(f"transpose must be >= 0 semitones, got {settings.transpose}")
 
@@ -582,9 +627,14 @@ def train(
             dropout=settings.dropout,
             seed=settings.seed,
             steps_per_beat=pieces["train"][0].steps_per_beat,
+            chord_below=settings.chord_below,
         )
         model.compile(
-            optimizer=keras.optimizers.Adam(settings.learning_rate),
+            optimizer=keras.optimizers.Adam(
+                settings.learning_rate,
+                use_ema=settings.ema > 0,
+                ema_momentum=settings.ema if settings.ema > 0 else 0.99,
+            ),
             loss=model_lib.BiaxialNLL(),
             metrics=[model_lib.PlayNLL()],
         )
@@ -637,8 +687,10 @@ def train_from_args(args) -> TrainResult:
         segment_length=args.segment_length,
         time_sizes=args.time_sizes,
         note_sizes=args.note_sizes,
+        chord_below=args.chord_below,
         dropout=args.dropout,
         learning_rate=args.learning_rate,
+        ema=args.ema,
         transpose=args.transpose,
         validation_split=args.validation_split,
         patience=args.patience,

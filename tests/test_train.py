@@ -127,6 +127,49 @@ def test_changed_settings_are_refused(trained):
         train.train(CHORALES, trained.run_dir, epochs=4, **{**TINY, "batch_size": 8})
 
 
+def test_run_from_before_a_setting_existed_resumes(trained):
+    # A train.json written before a setting (here `ema`) was added reads it as its default.
+    path = trained.run_dir / "train.json"
+    stored = json.loads(path.read_text())
+    path.write_text(json.dumps({k: v for k, v in stored.items() if k != "ema"}))
+    again = train.train(CHORALES, trained.run_dir, epochs=4, **TINY)
+    assert again.epochs_completed == 4
+
+
+@pytest.mark.slow
+def test_weight_averaging_validates_saves_and_resumes_the_average(tmp_path):
+    from musicutils import model as model_lib
+    from musicutils._tf import keras
+
+    settings = {**TINY, "ema": 0.9}
+    whole = train.train(CHORALES, tmp_path / "whole", epochs=3, patience=10, **settings)
+    # The saved best model is the average: scoring it reproduces its logged validation NLL ...
+    pieces = train.load_data(CHORALES, verbose=0)["valid"]
+    best = whole.history[whole.best_epoch - 1]
+    assert train.evaluate(whole.model, pieces)["nll"] == pytest.approx(best["val_nll"], rel=1e-4)
+    # ... and differs from the raw weights that training goes on from (kept in the backup).
+    state = json.loads((tmp_path / "whole" / "backup" / "state.json").read_text())
+    raw = model_lib.BiaxialModel.from_config(whole.model.get_config())
+    raw.compile(optimizer=keras.optimizers.Adam(use_ema=True), loss=model_lib.BiaxialNLL())
+    raw(next(iter(datasets.SegmentSampler(pieces, 16).dataset(1).take(1)))[0])
+    raw.optimizer.build(raw.trainable_variables)
+    raw.load_weights(tmp_path / "whole" / "backup" / state["weights"])
+    if whole.best_epoch == 3:
+        averaged = raw.optimizer._model_variables_moving_average
+        for saved, ema in zip(whole.model.trainable_variables, averaged, strict=True):
+            np.testing.assert_allclose(saved.numpy(), ema.numpy(), rtol=1e-6, atol=1e-7)
+    assert not all(
+        np.allclose(a.numpy(), b.numpy())
+        for a, b in zip(raw.trainable_variables, whole.model.trainable_variables, strict=True)
+    )
+    # Resuming restores the average with the optimizer: the same log as the uninterrupted run.
+    train.train(CHORALES, tmp_path / "split", epochs=1, patience=10, **settings)
+    split = train.train(CHORALES, tmp_path / "split", epochs=3, patience=10, **settings)
+    for a, b in zip(whole.history, split.history, strict=True):
+        assert a["nll"] == pytest.approx(b["nll"], rel=1e-5)
+        assert a["val_nll"] == pytest.approx(b["val_nll"], rel=1e-5)
+
+
 def test_folder_with_a_foreign_model_is_refused(trained, tmp_path):
     folder = tmp_path / "pretrained"
     folder.mkdir()
