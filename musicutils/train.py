@@ -303,9 +303,8 @@ class _RunCallback(keras.callbacks.Callback):
     """Validation on whole pieces, early stopping, best checkpoint, log.csv and the backup.
 
     Order at the end of each epoch: validate (with the averaged weights when `ema` is on); save
-    the best model if improved; rewrite log.csv;
-    write the backup weights; commit `backup/state.json` (the commit point); drop the older
-    backup weights.
+    the best model if improved; rewrite log.csv; write the backup weights; commit
+    `backup/state.json` (the commit point); drop the older backup weights.
     """
 
     def __init__(
@@ -516,8 +515,8 @@ def train(
         ema: 0 (off), or the momentum of an exponential moving average of the weights, updated
             after every batch (0.99: about the last 100 batches). Validation, the saved best
             model and so `evaluate` and `generate` use the averaged weights; training itself
-            goes on from the raw ones. On small corpora the average generalises better than
-            any single point of the noisy trajectory (Polyak averaging).
+            goes on from the raw ones (Polyak averaging; it smooths the validation curve, and
+            on JSB Chorales it changed the test NLL by under 0.01 nats per step).
         transpose: augment by a random transposition within +-`transpose` semitones.
         validation_split: for a folder, the fraction of whole pieces held out.
         patience: stop after this many epochs without a lower validation NLL.
