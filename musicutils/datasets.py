@@ -78,20 +78,20 @@ class Benchmark:
         url: the original distribution (Boulanger-Lewandowski's page at Université de Montréal).
         sha256: hex digest of that original file, or None where we could not obtain the original
             to hash it (then the download is written unverified; pass `sha256=` to pin it).
-        step: what one time step is, in words.
+        steps_per_beat: frames per quarter note: 1 for JSB (a frame is a quarter note), 2 for
+            the others (an eighth note).
     """
 
     file: str
     url: str
     sha256: str | None
-    step: str
+    steps_per_beat: int
 
 
 _BL_PAGE = "http://www-etud.iro.umontreal.ca/~boulanni"
 # The dataset page says the piano rolls were made "by transposing each sequence in C major or C
 # minor and sampling frames every eighth note (quarter note for JSB chorales) following the beat
 # information present in the MIDI file".
-_FINER_STEP = "an eighth note"
 
 #: The four Boulanger-Lewandowski benchmarks. Only JSB's hash is of the original file (the copy in
 #: the shared data folder is byte for byte the original). The shared folder's other three files
@@ -102,15 +102,11 @@ BENCHMARKS: dict[str, Benchmark] = {
         "jsb_chorales.pickle",
         f"{_BL_PAGE}/JSB%20Chorales.pickle",
         "69dc4c3e52800959ac0ab3b82aa3e5f55285ce64f1705acb3e3a8ef77a5c051c",
-        "a quarter note",
+        1,
     ),
-    "nottingham": Benchmark(
-        "nottingham.pickle", f"{_BL_PAGE}/Nottingham.pickle", None, _FINER_STEP
-    ),
-    "musedata": Benchmark("musedata.pickle", f"{_BL_PAGE}/MuseData.pickle", None, _FINER_STEP),
-    "piano": Benchmark(
-        "piano_midi_de.pickle", f"{_BL_PAGE}/Piano-midi.de.pickle", None, _FINER_STEP
-    ),
+    "nottingham": Benchmark("nottingham.pickle", f"{_BL_PAGE}/Nottingham.pickle", None, 2),
+    "musedata": Benchmark("musedata.pickle", f"{_BL_PAGE}/MuseData.pickle", None, 2),
+    "piano": Benchmark("piano_midi_de.pickle", f"{_BL_PAGE}/Piano-midi.de.pickle", None, 2),
 }
 
 _SPLITS = ("train", "valid", "test")
@@ -178,10 +174,10 @@ def load_benchmark(
 
     The file is a dict with the keys 'train', 'valid' and 'test'; each holds a list of sequences,
     each a list of frames, each frame the MIDI pitches (21..108) sounding. Steps are frames: a
-    quarter note for JSB Chorales, probably an eighth note for Nottingham, MuseData and
-    Piano-midi.de (as the dataset page says; `BENCHMARKS[name].step`). The pieces come out
-    with 88 notes from MIDI 21, `steps_per_beat` 1 for JSB and 2 for the others (a beat is a
-    quarter note), a 4/4 meter (the files carry no meter, so `bar_position()` is `t % 4` for
+    quarter note for JSB Chorales, an eighth note for Nottingham, MuseData and Piano-midi.de (as
+    the dataset page says; `BENCHMARKS[name].steps_per_beat`). The pieces come out with 88 notes
+    from MIDI 21, `steps_per_beat` 1 for JSB and 2 for the others (a beat is a quarter note), a
+    4/4 meter (the files carry no meter, so `bar_position()` is `t % 4` for
     JSB, `t % 8` for the others) and articulation derived from onsets (see `frames_to_state`).
 
     Security: this is the ONE place the package unpickles anything, because that is the format
@@ -191,8 +187,9 @@ def load_benchmark(
 
     Args:
         path: a `.pickle` file.
-        steps_per_beat: frames per quarter note; by default 2 when the file name names
-            Nottingham, MuseData or Piano-midi.de, else 1 (JSB and files of unknown origin).
+        steps_per_beat: frames per quarter note; by default that of the benchmark whose key
+            the file name contains (`BENCHMARKS`: "nottingham", "musedata", "piano", "jsb"),
+            else 1.
 
     Returns:
         {"train": [Piece], "valid": [Piece], "test": [Piece]}; piece names are
@@ -203,8 +200,8 @@ def load_benchmark(
     """
     path = Path(path)
     if steps_per_beat is None:
-        eighths = ("nottingham", "muse", "piano")  # the sets whose frames are eighth notes
-        steps_per_beat = 2 if any(word in path.name.lower() for word in eighths) else 1
+        named = [b for key, b in BENCHMARKS.items() if key in path.name.lower()]
+        steps_per_beat = named[0].steps_per_beat if named else 1
     with open(path, "rb") as f:
         try:
             # latin1: the original files are Python-2 pickles holding numpy scalars.
