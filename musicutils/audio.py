@@ -21,10 +21,7 @@ import numpy as np
 from . import midi
 from ._io import atomic_open
 
-__all__ = ["play", "render", "step_times", "write_wav"]
-
-#: Kept here too for callers of the synthesiser; the tempo map lives in `midi`.
-step_times = midi.step_times
+__all__ = ["play", "render", "write_wav"]
 
 SAMPLE_RATE = 22050
 PEAK = 0.9
