@@ -45,16 +45,11 @@ from musicutils import datasets, train  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "polyphonic"
 
-#: Benchmark name -> (pickle file, default segment length in steps).
-#: JSB steps are quarter notes and its pieces 25..160 steps long: 32 steps = 8 bars and only
-#: one training piece is shorter. The other sets have eighth-note steps and
-#: longer pieces.
-SETS = {
-    "jsb": ("jsb_chorales.pickle", 32),
-    "nottingham": ("nottingham.pickle", 128),
-    "musedata": ("musedata.pickle", 128),
-    "piano": ("piano_midi_de.pickle", 128),
-}
+#: Benchmark name (a key of `datasets.BENCHMARKS`, which knows its file) -> default segment
+#: length in steps. JSB steps are quarter notes and its pieces 25..160 steps long: 32 steps = 8
+#: bars and only one training piece is shorter. The other sets have eighth-note steps and longer
+#: pieces.
+SETS = {"jsb": 32, "nottingham": 128, "musedata": 128, "piano": 128}
 
 
 def _sizes(text: str) -> list[int]:
@@ -108,7 +103,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def run_set(name: str, args: argparse.Namespace) -> dict:
     """Train and test one benchmark; returns the numbers printed."""
-    file, default_length = SETS[name]
+    file, default_length = datasets.BENCHMARKS[name].file, SETS[name]
     path = args.data_dir / file
     if not path.exists():
         raise SystemExit(
