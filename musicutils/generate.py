@@ -53,6 +53,7 @@ __all__ = [
     "generate_reference",
     "load_checkpoint",
     "save_compositions",
+    "step_uniforms",
 ]
 
 #: The small pretrained model bundled with the repository (a run folder).
@@ -123,6 +124,18 @@ def _step_uniforms(seed, t, batch_size, n_notes):
     """
     shape = tf.stack([2, n_notes, batch_size])
     return tf.random.stateless_uniform(shape, seed=_step_seed(seed, t), alg="philox")
+
+
+def step_uniforms(seed: int, t: int, batch_size: int, n_notes: int) -> np.ndarray:
+    """The uniform random numbers `generate` draws at time step t for `seed`: float32 (2, N, B).
+
+    [0, n, b] decides whether note n of piece b plays, [1, n, b] whether it is articulated.
+    They depend only on (seed, t), not on the music so far: notebook 05 uses them to redo one
+    composed step by hand and get the same notes.
+    """
+    return _step_uniforms(
+        _seed_tensor(seed), tf.constant(t), tf.constant(batch_size), int(n_notes)
+    ).numpy()
 
 
 def _choose(logits, u_play, u_artic, inv_temperature, exponent, was_playing):

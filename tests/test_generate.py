@@ -92,6 +92,29 @@ def test_chord_below_model_composes_like_the_naive_loop():
         np.testing.assert_array_equal(generate.generate(net, 6, xla=mode, **kwargs), reference)
 
 
+def test_step_uniforms_are_the_numbers_generate_draws(model):
+    """Two steps redone by hand from `step_uniforms` and the step API give generate's notes."""
+    batch, steps, inv_t = 2, 2, tf.constant(1 / 0.8)
+    composed = generate.generate(
+        model, steps, batch_size=batch, seed=9, temperature=0.8, adaptive=False
+    )
+    uniforms = generate.step_uniforms(9, 0, batch, N_NOTES)
+    assert uniforms.shape == (2, N_NOTES, batch) and uniforms.dtype == np.float32
+    assert 0.0 <= uniforms.min() and uniforms.max() < 1.0
+    carry, prev = model.initial_time_carry(batch), np.zeros((batch, N_NOTES, 2), np.float32)
+    beats = midi.bar_positions([(0, 4, 4)], steps, 4)
+    for t in range(steps):
+        time_out, carry = model.time_step(prev, tf.fill([batch], int(beats[t])), carry)
+        note_inputs = model.note_inputs(time_out)
+        u = generate.step_uniforms(9, t, batch, N_NOTES)
+        note_carry, choice = model.initial_note_carry(batch), tf.zeros([batch, 2])
+        for n in range(N_NOTES):
+            logits, note_carry = model.note_step(note_inputs[:, n], choice, note_carry)
+            choice = generate._choose(logits, u[0, n], u[1, n], inv_t, 1.0, prev[:, n, 0])
+            np.testing.assert_array_equal(choice.numpy(), composed[:, t, n])
+        prev = composed[:, t].astype(np.float32)
+
+
 def test_primer_is_continued_and_kept(model):
     """Continuing the first steps of a composition with the same seed composes the rest again.
 
