@@ -62,6 +62,7 @@ __all__ = [
     "load_data",
     "make_strategy",
     "read_log",
+    "run_folder",
     "train",
     "train_from_args",
 ]
@@ -121,6 +122,22 @@ class TrainResult:
     stopped_early: bool
     resumed_from: int
     model: object = None
+
+    @property
+    def outcome(self) -> str:
+        """What the `train` call did, in words: "new run: trained epochs 1-12", "resumed after
+        epoch 12: trained epochs 13-15", or "already finished: ..." (nothing was trained)."""
+        trained = self.epochs_completed - self.resumed_from
+        if trained <= 0:
+            why = "early stopping ended it" if self.stopped_early else "no epoch left to train"
+            return (
+                f"already finished: the run in {self.run_dir.name} has {self.epochs_completed} "
+                f"epochs ({why})"
+            )
+        epochs = f"trained epochs {self.resumed_from + 1}-{self.epochs_completed}"
+        if self.resumed_from == 0:
+            return f"new run: {epochs}"
+        return f"resumed after epoch {self.resumed_from}: {epochs}"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -283,6 +300,68 @@ def read_log(run_dir: str | os.PathLike) -> list[dict]:
         }
         for r in rows
     ]
+
+
+#: `train` arguments that do not change what a run computes, so `run_folder` leaves them out.
+_NOT_IN_RUN_KEY = ("verbose", "strategy", "time_limit")
+
+
+def _canonical(value, default):
+    """A JSON value for a setting: paths as text, sequences as lists, numbers as the type of
+    `train`'s default (so 1e-3 and 0.001, or 12 and 12.0, name the same run)."""
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, (list, tuple)):
+        return [_canonical(v, 0) for v in value]
+    if isinstance(default, bool) or isinstance(value, bool):
+        return value
+    if isinstance(default, float) and isinstance(value, int):
+        return float(value)
+    if isinstance(default, int) and isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+def run_folder(root: str | os.PathLike, settings: dict) -> Path:
+    """The run folder of these training settings: `root/run-<10 hex digits>`.
+
+    The digits are a hash of every setting that changes what `train` computes: the keyword
+    arguments of `train` (`data` included, `out` not), with its defaults filled in, minus
+    verbose, strategy and time_limit. The same settings always give the same folder, so
+    `train(out=run_folder(root, s), **s)` resumes an interrupted run or finds it finished;
+    any other value (a learning rate, a number of epochs...) gives another folder, a new run.
+    `data` enters as given (a relative and an absolute path are different keys).
+
+    Args:
+        root: the folder that holds the runs (not created here).
+        settings: keyword arguments for `train`, including `data`.
+
+    Returns:
+        The path (not created: `train` creates it).
+
+    Raises:
+        TypeError: a key that `train` does not take (a typo would otherwise pass unnoticed),
+            `out`, or no `data`.
+    """
+    import hashlib
+    import inspect
+
+    parameters = inspect.signature(train).parameters
+    unknown = sorted(set(settings) - set(parameters) | ({"out"} & set(settings)))
+    if unknown:
+        raise TypeError(f"run_folder: not a setting of train(): {', '.join(unknown)}")
+    if "data" not in settings:
+        raise TypeError("run_folder: the settings need 'data'")
+    key = {}
+    for name, parameter in parameters.items():
+        if name == "out" or name in _NOT_IN_RUN_KEY:
+            continue
+        default = None if parameter.default is inspect.Parameter.empty else parameter.default
+        key[name] = _canonical(settings.get(name, default), default)
+    text = json.dumps(key, sort_keys=True, default=str)
+    return Path(root) / f"run-{hashlib.sha256(text.encode()).hexdigest()[:10]}"
 
 
 def make_strategy(name: str):

@@ -111,8 +111,10 @@ def test_resumed_run_equals_uninterrupted_run(trained, tmp_path):
     run_dir = tmp_path / "resumed"
     first = train.train(CHORALES, run_dir, epochs=2, **TINY)
     assert first.resumed_from == 0 and first.epochs_completed == 2
+    assert first.outcome == "new run: trained epochs 1-2"
     second = train.train(CHORALES, run_dir, epochs=4, **TINY)
     assert second.resumed_from == 2
+    assert second.outcome == "resumed after epoch 2: trained epochs 3-4"
     for a, b in zip(trained.history, second.history, strict=True):
         assert a["epoch"] == b["epoch"]
         assert a["nll"] == pytest.approx(b["nll"], rel=1e-5)
@@ -120,6 +122,56 @@ def test_resumed_run_equals_uninterrupted_run(trained, tmp_path):
     # Nothing left to do: a third call trains nothing and keeps the log.
     third = train.train(CHORALES, run_dir, epochs=4, **TINY)
     assert third.epochs_completed == 4 and len(_log_rows(run_dir)) == 4
+    assert third.outcome.startswith("already finished: the run in resumed has 4 epochs")
+
+
+def test_run_folder_is_keyed_by_the_settings_that_change_the_run(tmp_path):
+    settings = dict(data="data/chorales", epochs=12, learning_rate=1e-3, time_sizes=(150, 150))
+    folder = train.run_folder(tmp_path, settings)
+    assert folder.parent == tmp_path and folder.name.startswith("run-") and not folder.exists()
+    assert len(folder.name) == len("run-") + 10
+    same = [
+        {**settings, "verbose": 0, "strategy": "mirrored", "time_limit": 60.0},  # not the run
+        {**settings, "learning_rate": 0.001, "time_sizes": [150, 150], "epochs": 12.0},
+        {**settings, "ema": 0.0, "seed": 0, "dropout": 0.5},  # train's defaults, spelt out
+        {**settings, "data": Path("data/chorales")},
+    ]
+    for other in same:
+        assert train.run_folder(tmp_path, other) == folder, other
+    different = [
+        {**settings, "learning_rate": 2e-3},
+        {**settings, "epochs": 8},  # fewer epochs is another run, not "nothing to do"
+        {**settings, "time_sizes": (150,)},
+        {**settings, "chord_below": True},
+        {**settings, "data": "elsewhere"},
+    ]
+    names = {train.run_folder(tmp_path, other).name for other in different}
+    assert len(names) == len(different) and folder.name not in names
+
+
+@pytest.mark.parametrize(
+    "settings, message",
+    [
+        ({"data": "d", "learning_rte": 0.1}, "learning_rte"),
+        ({"data": "d", "out": "x"}, "out"),
+        ({"epochs": 3}, "need 'data'"),
+    ],
+)
+def test_run_folder_refuses_what_train_would_not_take(settings, message, tmp_path):
+    with pytest.raises(TypeError, match=message):
+        train.run_folder(tmp_path, settings)
+
+
+def test_outcome_says_what_the_call_did(tmp_path):
+    def result(completed, resumed, stopped=False):
+        return train.TrainResult(tmp_path / "run-x", [], completed, None, None, stopped, resumed)
+
+    assert result(12, 0).outcome == "new run: trained epochs 1-12"
+    assert result(15, 12).outcome == "resumed after epoch 12: trained epochs 13-15"
+    assert result(12, 12).outcome == (
+        "already finished: the run in run-x has 12 epochs (no epoch left to train)"
+    )
+    assert result(7, 7, stopped=True).outcome.endswith("(early stopping ended it)")
 
 
 def test_changed_settings_are_refused(trained):
@@ -387,3 +439,35 @@ print("val_nll", result.history[0]["val_nll"], result.history[-1]["val_nll"])
     first, last = map(float, lines["val_nll"].split())
     assert last < first
     assert (tmp_path / "run" / "model.weights.h5").exists()
+
+
+# ---------------------------------------------------------------------------------------------
+# Bad values: every number in its range (musicutils/_checks.py), refused before any file is made.
+
+BAD_NUMBERS = [float("nan"), float("inf"), -1, 10**30]
+NUMERIC_SETTINGS = [
+    "epochs", "steps_per_epoch", "batch_size", "segment_length", "dropout", "learning_rate",
+    "ema", "transpose", "validation_split", "patience", "seed", "time_limit",
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("value", BAD_NUMBERS, ids=["nan", "inf", "negative", "huge"])
+@pytest.mark.parametrize("name", NUMERIC_SETTINGS)
+def test_train_refuses_bad_numbers_before_touching_the_folder(tmp_path, name, value):
+    with pytest.raises(DataError, match=rf"^{name} must be (an integer|a number) in [\[(]"):
+        train.train(CHORALES, tmp_path / "run", **{**TINY, name: value})
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("sizes", [(16, float("nan")), (16, -4), (10**9,), ()])
+def test_train_refuses_bad_layer_sizes(tmp_path, sizes):
+    with pytest.raises(DataError, match="time_sizes"):
+        train.train(CHORALES, tmp_path / "run", **{**TINY, "time_sizes": sizes})
+
+
+@pytest.mark.parametrize("value", BAD_NUMBERS, ids=["nan", "inf", "negative", "huge"])
+def test_evaluate_refuses_bad_batch_size(tmp_path, value):
+    with pytest.raises(DataError, match=r"^batch_size must be an integer in \[1, "):
+        train.evaluate_checkpoint(tmp_path, CHORALES, batch_size=value)
+    with pytest.raises(DataError, match="batch_size"):
+        train.evaluate(None, [], batch_size=value)
