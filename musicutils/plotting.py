@@ -266,7 +266,13 @@ def save_piano_roll(piece_or_state, path: str | os.PathLike, *, dpi: int = 100, 
 
 
 def plot_feature_matrix(
-    matrix, slices: dict[str, slice], *, ax=None, ylabel: str = "", title: str | None = None
+    matrix,
+    slices: dict[str, slice],
+    *,
+    ax=None,
+    ylabel: str = "",
+    title: str | None = None,
+    colorbar: bool = True,
 ):
     """Draw per-note input features as a heat map, each named group of columns labelled.
 
@@ -276,14 +282,17 @@ def plot_feature_matrix(
             module does not import TensorFlow).
         ax: Axes to draw into (default: the current one).
         ylabel, title: axis label and title.
+        colorbar: draw a colour bar labelled "input value" beside the Axes.
 
     Returns the Axes. Colours run from -2 (blue) to +2 (red), so the ±1 beat bits, the 0/1
-    states and the small pitch-class counts are all readable on one scale.
+    states and the small pitch-class counts are all readable on one scale. Each group is named
+    above its columns and separated by a line; the x ticks give the feature index of the group
+    starts and of the last column.
     """
     import matplotlib.pyplot as plt
 
     ax = ax if ax is not None else plt.gca()
-    ax.imshow(
+    image = ax.imshow(
         np.asarray(matrix),
         aspect="auto",
         cmap="RdBu_r",
@@ -302,42 +311,81 @@ def plot_feature_matrix(
             transform=ax.get_xaxis_transform(),
             ha="center",
             va="bottom",
-            fontsize=8,
+            fontsize=9,
         )
-    ax.set_xlabel("feature")
+    ticks = []  # group starts and the last column, leaving out any that would touch
+    for column in [part.start for part in slices.values()] + [np.shape(matrix)[-1] - 1]:
+        if not ticks or column - ticks[-1] >= 4:
+            ticks.append(column)
+    ax.set_xticks(ticks, [str(i) for i in ticks])
+    ax.set_xlabel("feature index")
     ax.set_ylabel(ylabel)
     if title:
-        ax.set_title(title, pad=14)
+        ax.set_title(title, pad=16)
+    if colorbar:
+        ax.figure.colorbar(image, ax=ax, label="input value", pad=0.01, fraction=0.04)
     return ax
 
 
-def plot_biaxial_axes(axes=None, size: int = 5):
-    """The two recurrences of the biaxial model on a (time step, note) grid of cells.
+def plot_biaxial_axes(ax=None, steps: int = 4, notes: int = 5):
+    """How the two recurrences of the biaxial model connect, on a (time step, note) grid.
 
-    Left: the time axis, one LSTM sequence per note running along t. Right: the note axis, one
-    sequence per step running up the notes. Returns the two Axes.
+    Circles are time-axis cells: one LSTM sequence per note runs along the steps (blue arrows,
+    the same weights on every row). At the step being predicted, t (the last column), each
+    time-axis output goes right into a note-axis cell (squares): one LSTM sequence per step
+    runs up the notes (orange arrows), each cell also reading the choice made for the note
+    below, and each ends in the two probabilities of its note. The note axis runs like this
+    at every step; it is drawn at t only.
+
+    Args:
+        ax: Axes to draw into; a new figure when None.
+        steps: time steps drawn (t-steps+1 .. t).
+        notes: notes drawn (n-notes//2 .. ).
+
+    Returns the Axes. Arrows are annotations (`ax.texts`) whose label (`get_label()`) says
+    which kind they are: "time", "feeds" (time output into the note axis) or "note".
     """
     import matplotlib.pyplot as plt
 
-    if axes is None:
-        _, axes = plt.subplots(1, 2, figsize=(9, 3.6), layout="constrained")
-    offsets = range(-(size // 2), size - size // 2)
-    label = lambda axis, k: f"{axis}{k:+d}" if k else axis  # noqa: E731
-    grid_t, grid_n = np.meshgrid(np.arange(size), np.arange(size))
-    titles = ["time axis: along t, for every note", "note axis: up n, for every step"]
-    for which, (ax, title) in enumerate(zip(axes, titles, strict=True)):
-        ax.scatter(grid_t, grid_n, s=220, facecolor="white", edgecolor="k", zorder=3)
-        ax.set_xticks(range(size), [label("t", k) for k in offsets])
-        ax.set_yticks(range(size), [label("n", k) for k in offsets])
-        ax.set_xlim(-0.6, size - 0.4)
-        ax.set_ylim(-0.6, size - 0.4)
-        ax.set_title(title, fontsize=10)
-        ax.set_xlabel("time step")
-        for a in range(size):
-            for b in range(size - 1):  # arrows between neighbouring cells along the axis
-                start, end = (
-                    ((b + 0.2, a), (b + 0.8, a)) if which == 0 else ((a, b + 0.2), (a, b + 0.8))
-                )
-                ax.annotate("", end, start, arrowprops=dict(arrowstyle="->", color=f"C{which}"))
-    axes[0].set_ylabel("note")
-    return axes
+    if ax is None:
+        _, ax = plt.subplots(figsize=(8, 4.6), layout="constrained")
+    note_x = steps - 1 + 0.75  # the column of note-axis cells, right of step t
+    rows = range(notes)
+
+    def arrow(start, end, kind, color):
+        ax.annotate(
+            "", end, start, arrowprops=dict(arrowstyle="->", color=color, lw=1.4)
+        ).set_label(kind)
+
+    grid_t, grid_n = np.meshgrid(np.arange(steps), np.arange(notes))
+    ax.scatter(grid_t, grid_n, s=260, facecolor="white", edgecolor="C0", lw=1.5, zorder=3)
+    ax.scatter(
+        np.full(notes, note_x), list(rows), s=260, marker="s", facecolor="white",
+        edgecolor="C1", lw=1.5, zorder=3,
+    )  # fmt: skip
+    for n in rows:
+        for t in range(steps - 1):  # time axis: state carried along t
+            arrow((t + 0.17, n), (t + 0.83, n), "time", "C0")
+        arrow((steps - 1 + 0.17, n), (note_x - 0.15, n), "feeds", "0.35")
+        if n < notes - 1:  # note axis: state and choice carried up the keyboard
+            arrow((note_x, n + 0.2), (note_x, n + 0.8), "note", "C1")
+        ax.text(note_x + 0.2, n, "P(play), P(artic.)", va="center", fontsize=8, color="C1")
+    ax.text(note_x, -0.55, "silence", ha="center", va="top", fontsize=8, color="C1")
+    arrow((note_x, -0.5), (note_x, -0.2), "note", "C1")
+    offset = lambda axis, k: f"{axis}{k:+d}" if k else axis  # noqa: E731
+    ax.set_xticks(
+        [*range(steps), note_x],
+        [offset("t", k) for k in range(-(steps - 1), 1)] + ["note axis\nat step t"],
+    )
+    ax.set_yticks(list(rows), [offset("n", k) for k in range(-(notes // 2), notes - notes // 2)])
+    ax.set_xlim(-0.5, note_x + 1.6)
+    ax.set_ylim(-0.9, notes - 0.4)
+    ax.set_xlabel("time step")
+    ax.set_ylabel("note (pitch)")
+    ax.set_title(
+        "time axis (circles, along t for every note) feeds the note axis (squares, up n)",
+        fontsize=10,
+    )
+    for side in ("top", "right"):
+        ax.spines[side].set_visible(False)
+    return ax

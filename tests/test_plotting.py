@@ -139,20 +139,43 @@ def test_feature_matrix_labels_each_group():
         assert [t.get_text() for t in ax.texts] == ["pos", "pitch class", "beat"]
         assert [line.get_xdata()[0] for line in ax.lines] == [-0.5, 0.5, 12.5]
         assert ax.get_ylabel() == "note"
+        # index ticks at the group starts and the last column; 1 would touch 0, so it is left out
+        assert [t.get_text() for t in ax.get_xticklabels()] == ["0", "13", "18"]
+        (colorbar_axes,) = [a for a in fig.axes if a is not ax]
+        assert colorbar_axes.get_ylabel() == "input value"
     finally:
         plt.close(fig)
 
 
-def test_biaxial_axes_diagram_arrows_run_along_each_axis():
-    axes = plotting.plot_biaxial_axes(size=3)
+def test_feature_matrix_without_colorbar():
+    fig, ax = plt.subplots()
     try:
-        assert len(axes) == 2
-        time_arrows = [a for a in axes[0].texts]
-        note_arrows = [a for a in axes[1].texts]
-        assert len(time_arrows) == len(note_arrows) == 3 * 2
-        # the time axis's arrows are horizontal, the note axis's vertical
-        assert all(a.xy[1] == a.xyann[1] for a in time_arrows)
-        assert all(a.xy[0] == a.xyann[0] for a in note_arrows)
-        assert [t.get_text() for t in axes[0].get_xticklabels()] == ["t-1", "t", "t+1"]
+        plotting.plot_feature_matrix(np.zeros((2, 3)), {"a": slice(0, 3)}, ax=ax, colorbar=False)
+        assert fig.axes == [ax]
     finally:
-        plt.close(axes[0].figure)
+        plt.close(fig)
+
+
+def test_biaxial_axes_diagram_connects_the_time_axis_to_the_note_axis():
+    ax = plotting.plot_biaxial_axes(steps=3, notes=4)
+    try:
+        arrows = [a for a in ax.texts if hasattr(a, "arrow_patch") and a.arrow_patch]
+        kinds = [a.get_label() for a in arrows]
+        # time axis: 2 arrows per note row; one "feeds" per note from step t into the note
+        # axis; the note axis: 3 arrows between the 4 notes plus one from silence below
+        assert kinds.count("time") == 4 * 2
+        assert kinds.count("feeds") == 4 and kinds.count("note") == 3 + 1
+        for a in arrows:
+            (x0, y0), (x1, y1) = a.xyann, a.xy  # from, to
+            if a.get_label() in ("time", "feeds"):
+                assert y0 == y1 and x1 > x0  # rightwards along the steps
+            else:
+                assert x0 == x1 and y1 > y0  # upwards along the notes
+        feeds_from = sorted(a.xyann[0] for a in arrows if a.get_label() == "feeds")
+        time_ends = max(a.xy[0] for a in arrows if a.get_label() == "time")
+        assert feeds_from[0] > time_ends  # the note axis is fed from the last step, t
+        labels = [t.get_text() for t in ax.get_xticklabels()]
+        assert labels[:3] == ["t-2", "t-1", "t"] and labels[3].startswith("note axis")
+        assert [t.get_text() for t in ax.get_yticklabels()] == ["n-2", "n-1", "n", "n+1"]
+    finally:
+        plt.close(ax.figure)
