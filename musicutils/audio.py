@@ -1,7 +1,7 @@
 """Hear a piece without a soundfont: a small numpy synthesiser with a plucked, piano-like tone.
 
     wave = render(piece)              # float32 mono in [-1, 1], 22050 samples per second
-    play(piece)                       # an IPython audio player (in a notebook)
+    play(piece, seconds=20)           # a small MP3 audio player for a notebook (<= 300 KB stored)
     write_wav(piece, "piece.wav")     # 16-bit PCM, what `python -m musicutils render` does
 
 Each note is a sum of harmonics, each dying away exponentially (higher harmonics faster, low
@@ -12,6 +12,8 @@ the piece's tempo changes. The mix is scaled so its peak is 0.9: never clipped.
 
 from __future__ import annotations
 
+import base64
+import io
 import os
 import wave
 from pathlib import Path
@@ -25,6 +27,12 @@ __all__ = ["play", "render", "write_wav"]
 
 SAMPLE_RATE = 22050
 PEAK = 0.9
+#: Most bytes a notebook audio player may add to a saved notebook: its base64 text, ~300 KB.
+MAX_PLAYER_BYTES = 300_000
+#: MP3 quality of the players, soundfile's `compression_level` in [0, 1] (higher: smaller, worse);
+#: 0.5 is LAME's variable-bit-rate quality 5, about 3.5 KB per second of a four-voice chorale.
+PLAYER_COMPRESSION = 0.5
+_PLAYER_FADE = 0.25  # seconds of fade-out where a player cuts a piece short
 _HARMONICS = np.arange(1, 7, dtype=np.float64)
 _HARMONIC_AMPLITUDES = 1.0 / _HARMONICS**1.5
 _ATTACK = 0.004  # seconds
@@ -115,12 +123,116 @@ def _tone(frequency: float, n: int, sample_rate: int) -> np.ndarray:
     return tone * np.minimum(1.0, t / _ATTACK)
 
 
-def play(piece_or_state, **kw):
-    """An `IPython.display.Audio` player for the piece (keyword arguments go to `render`)."""
+def play(
+    piece_or_state,
+    *,
+    seconds: float | None = None,
+    max_bytes: int = MAX_PLAYER_BYTES,
+    encoding: str = "mp3",
+    sample_rate: int = SAMPLE_RATE,
+    **kw,
+):
+    """A notebook audio player whose stored output stays small: an `IPython.display.Audio`.
+
+    The piece is rendered by `render` and encoded as variable-bit-rate MP3 (via `soundfile`,
+    whose wheel bundles libsndfile: no system library), about 3.5 KB per second of a chorale,
+    4.7 KB per second once base64-encoded into the notebook. A piece longer than `seconds`,
+    or than what fits in `max_bytes`, is cut with a short fade-out.
+
+    Args:
+        piece_or_state: a `midi.Piece`, or a state (T, N, 2) (see `render` for its defaults).
+        seconds: play at most this many seconds from the start (None: the whole piece, as far
+            as `max_bytes` allows).
+        max_bytes: most bytes the player may add to a saved notebook (its base64 text).
+        encoding: "mp3", or "wav" (16-bit PCM at 11025 Hz, about 29 KB per stored second, so
+            a player holds about 10 s); "mp3" falls back to "wav" when soundfile is missing.
+        sample_rate: render rate in Hz for MP3 (WAV players always use 11025).
+        **kw: passed to `render` (`bpm`, `lowest`, `steps_per_beat`, `release`).
+
+    Returns:
+        `IPython.display.Audio` with embedded data; `.mimetype` is "audio/mpeg" or "audio/wav".
+    """
     from IPython.display import Audio
 
-    sample_rate = kw.get("sample_rate", SAMPLE_RATE)
-    return Audio(render(piece_or_state, **kw), rate=sample_rate, normalize=False)
+    if seconds is not None and not seconds > 0:
+        raise ValueError(f"seconds must be positive, got {seconds}")
+    encode = _encoder(encoding)
+    rate = sample_rate if encode is _mp3 else _WAV_PLAYER_RATE
+    samples = render(piece_or_state, sample_rate=rate, **kw)
+    if seconds is not None:
+        samples = _cut(samples, seconds, rate)
+    data = encode(samples, rate)
+    while _stored_bytes(data) > max_bytes:
+        # Cut to the share that fits (minus 5 % for the encoder's variable rate) and re-encode.
+        keep = len(samples) / rate * max_bytes / _stored_bytes(data) * 0.95
+        samples = _cut(samples, keep, rate)
+        data = encode(samples, rate)
+    player = Audio(data=data)
+    player.mimetype = "audio/mpeg" if encode is _mp3 else "audio/wav"
+    return player
+
+
+_WAV_PLAYER_RATE = 11025
+
+
+def _encoder(encoding: str):
+    if encoding == "wav":
+        return _wav
+    if encoding != "mp3":
+        raise ValueError(f"encoding must be 'mp3' or 'wav', got {encoding!r}")
+    try:
+        import soundfile  # noqa: F401
+    except ImportError:
+        return _wav
+    return _mp3
+
+
+def _stored_bytes(data: bytes) -> int:
+    """Length of the base64 text a player of `data` stores in a notebook."""
+    return len(base64.b64encode(data))
+
+
+def _cut(samples: np.ndarray, seconds: float, sample_rate: int) -> np.ndarray:
+    """The first `seconds` of `samples`, fading out over the last 0.25 s if anything was cut."""
+    n = int(round(seconds * sample_rate))
+    if n >= len(samples):
+        return samples
+    out = samples[:n].copy()
+    fade = min(n, int(_PLAYER_FADE * sample_rate))
+    out[n - fade :] *= np.linspace(1.0, 0.0, fade, dtype=np.float32)
+    return out
+
+
+def _mp3(samples: np.ndarray, sample_rate: int) -> bytes:
+    import soundfile
+
+    buffer = io.BytesIO()
+    soundfile.write(
+        buffer,
+        samples,
+        sample_rate,
+        format="MP3",
+        subtype="MPEG_LAYER_III",
+        compression_level=PLAYER_COMPRESSION,
+        bitrate_mode="VARIABLE",
+    )
+    return buffer.getvalue()
+
+
+def _wav(samples: np.ndarray, sample_rate: int) -> bytes:
+    buffer = io.BytesIO()
+    _write_pcm(buffer, samples, sample_rate)
+    return buffer.getvalue()
+
+
+def _write_pcm(file, samples: np.ndarray, sample_rate: int) -> None:
+    """16-bit PCM mono WAV of float samples in [-1, 1] into an open binary file."""
+    pcm = np.round(np.clip(samples, -1.0, 1.0) * 32767).astype("<i2")
+    with wave.open(file, "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(sample_rate)
+        out.writeframes(pcm.tobytes())
 
 
 def write_wav(
@@ -129,10 +241,6 @@ def write_wav(
     """Render and write a 16-bit PCM mono WAV file, atomically. Returns the path."""
     path = Path(path)
     samples = render(piece_or_state, sample_rate=sample_rate, **kw)
-    pcm = np.round(np.clip(samples, -1.0, 1.0) * 32767).astype("<i2")
-    with atomic_open(path) as file, wave.open(file, "wb") as out:
-        out.setnchannels(1)
-        out.setsampwidth(2)
-        out.setframerate(sample_rate)
-        out.writeframes(pcm.tobytes())
+    with atomic_open(path) as file:
+        _write_pcm(file, samples, sample_rate)
     return path

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+import sys
 import time
 import wave
 from pathlib import Path
@@ -93,10 +95,69 @@ def test_wav_file(tmp_path: Path) -> None:
     assert [p.name for p in path.parent.iterdir()] == ["a.wav"]
 
 
-def test_play_returns_audio_widget() -> None:
+def _chorale(name: str = "bwv269") -> midi.Piece:
+    return midi.read(data.bundled_chorales_dir() / f"{name}.mid")  # 47.2 s at 80 bpm
+
+
+def _decoded_seconds(player) -> float:
+    soundfile = pytest.importorskip("soundfile")
+    samples, rate = soundfile.read(io.BytesIO(player.data))
+    return len(samples) / rate
+
+
+def _stored_bytes(player) -> int:
+    """What the player adds to a saved notebook: its HTML, base64 audio included."""
+    return len(player._repr_html_())
+
+
+def test_player_is_small_mp3_of_the_whole_piece() -> None:
     pytest.importorskip("IPython")
-    player = audio.play(midi.from_state(_one_note(0)))
-    assert type(player).__name__ == "Audio" and player.data[:4] == b"RIFF"
+    pytest.importorskip("soundfile")
+    piece = _chorale()
+    player = audio.play(piece)
+    assert type(player).__name__ == "Audio" and player.mimetype == "audio/mpeg"
+    assert player.data[:3] == b"ID3" or player.data[0] == 0xFF  # an MP3 stream
+    assert "audio/mpeg;base64," in player._repr_html_()
+    seconds = midi.duration_seconds(piece) + 0.1  # the render's release tail
+    assert abs(_decoded_seconds(player) - seconds) < 0.2  # not cut (the encoder pads a little)
+    # Measured 4.55 KB per stored second for this chorale (215 KB): far below WAV's 29 KB/s.
+    assert _stored_bytes(player) / seconds < 6_000
+    assert _stored_bytes(player) <= audio.MAX_PLAYER_BYTES
+
+
+def test_player_plays_the_first_seconds() -> None:
+    pytest.importorskip("IPython")
+    player = audio.play(_chorale(), seconds=5)
+    assert abs(_decoded_seconds(player) - 5.0) < 0.15
+    with pytest.raises(ValueError, match="seconds"):
+        audio.play(_chorale(), seconds=0)
+    with pytest.raises(ValueError, match="encoding"):
+        audio.play(_chorale(), encoding="flac")
+
+
+def test_player_is_cut_to_its_byte_budget() -> None:
+    pytest.importorskip("IPython")
+    piece = _chorale()
+    player = audio.play(piece, max_bytes=60_000)
+    assert _stored_bytes(player) <= 60_000 + 400  # the HTML around the base64 text
+    assert 5.0 < _decoded_seconds(player) < 0.5 * midi.duration_seconds(piece)
+    # The fade-out: the last 10 ms are near silence, not a click.
+    soundfile = pytest.importorskip("soundfile")
+    samples, rate = soundfile.read(io.BytesIO(player.data))
+    assert np.abs(samples[-rate // 100 :]).max() < 0.02
+
+
+def test_wav_player_and_fallback_without_soundfile(monkeypatch) -> None:
+    pytest.importorskip("IPython")
+    player = audio.play(_chorale(), encoding="wav")
+    assert player.mimetype == "audio/wav" and player.data[:4] == b"RIFF"
+    with wave.open(io.BytesIO(player.data)) as file:
+        assert (file.getframerate(), file.getsampwidth()) == (11025, 2)
+        assert 9.0 < file.getnframes() / 11025 < 11.0  # 16-bit WAV: ~10 s fit in 300 KB
+    assert _stored_bytes(player) <= audio.MAX_PLAYER_BYTES
+    monkeypatch.setitem(sys.modules, "soundfile", None)  # `import soundfile` raises ImportError
+    short = audio.play(midi.from_state(_one_note(0)))
+    assert short.mimetype == "audio/wav" and short.data[:4] == b"RIFF"
 
 
 def test_a_chorale_renders_fast() -> None:
