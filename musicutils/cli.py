@@ -12,6 +12,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from . import __version__
 from .errors import MusicutilsError
 
 EXIT_ERROR = 2
@@ -137,6 +138,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m musicutils",
         description="Read, view, hear, train on and compose polyphonic music (biaxial LSTM).",
     )
+    parser.add_argument("--version", action="version", version=f"musicutils {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("info", help="summarise MIDI files (tempo, meter, steps, notes, range)")

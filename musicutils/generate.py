@@ -40,6 +40,7 @@ from pathlib import Path
 import numpy as np
 
 from . import midi
+from ._resources import PRETRAINED_PACKAGE, package_folder
 from ._tf import tf
 from .errors import CheckpointError, DataError
 
@@ -56,8 +57,8 @@ __all__ = [
     "step_uniforms",
 ]
 
-#: The small pretrained model bundled with the repository (a run folder).
-DEFAULT_CHECKPOINT = Path(__file__).resolve().parents[1] / "pretrained"
+#: The small pretrained model bundled with the package (a run folder; pretrained/ in a checkout).
+DEFAULT_CHECKPOINT = package_folder(PRETRAINED_PACKAGE)
 
 
 @dataclass(frozen=True)

@@ -106,6 +106,7 @@ def plot_piano_roll(
     probabilities=None,
     crop: bool = True,
     margin: int = 2,
+    bar_position=None,
 ):
     """Draw a piano roll and return the matplotlib Axes.
 
@@ -127,6 +128,9 @@ def plot_piano_roll(
         crop: show only the pitches used, plus `margin` semitones each side (at least an
             octave); False shows the whole range N.
         margin: semitones of space above and below the used range when cropping.
+        bar_position: int (T,), each step's position in its bar (0 = downbeat), e.g. the
+            "beat" input of a training segment cut from a piece: draws the bar and beat lines
+            from it instead of from `meters` (bars are then numbered from 1).
 
     Returns:
         The Axes.
@@ -226,7 +230,12 @@ def plot_piano_roll(
     ax.set_ylabel("pitch")
 
     # Bar lines (dark) and beat lines (light) from the meters.
-    position = midi.bar_positions(meters, n_steps, steps_per_beat)
+    if bar_position is not None:
+        position = np.asarray(bar_position)
+        if position.shape != (n_steps,):
+            raise ValueError(f"bar_position has shape {position.shape}, expected ({n_steps},)")
+    else:
+        position = midi.bar_positions(meters, n_steps, steps_per_beat)
     bar_starts = np.flatnonzero(position == 0)
     beats = np.flatnonzero((position % steps_per_beat == 0) & (position != 0))
     if len(beats) <= 600:
@@ -235,7 +244,8 @@ def plot_piano_roll(
     # A short first bar before a meter change is a pickup: number it 0, as musicians do.
     meters = sorted(meters)
     pickup = (
-        len(meters) > 1
+        bar_position is None
+        and len(meters) > 1
         and 0 < meters[1][0] < midi.steps_per_bar(meters[1][1], meters[1][2], steps_per_beat)
         and meters[0][0] == 0
     )

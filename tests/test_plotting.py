@@ -179,3 +179,20 @@ def test_biaxial_axes_diagram_connects_the_time_axis_to_the_note_axis():
         assert [t.get_text() for t in ax.get_yticklabels()] == ["n-2", "n-1", "n", "n+1"]
     finally:
         plt.close(ax.figure)
+
+
+def test_piano_roll_bar_lines_from_a_segment_bar_position():
+    # A segment cut from a 3/4 piece: 12 steps per bar, starting on a downbeat.
+    state = np.zeros((36, 10, 2), np.uint8)
+    state[:, 3, 0] = 1
+    position = np.arange(36) % 12
+    fig, ax = plt.subplots()
+    try:
+        plotting.plot_piano_roll(state, ax=ax, lowest=60, bar_position=position)
+        bar_lines = ax.collections[-1].get_segments()
+        assert [segment[0][0] for segment in bar_lines] == [0, 12, 24]
+        assert [t.get_text() for t in ax.get_xticklabels()] == ["1", "2", "3"]
+        with pytest.raises(ValueError, match="bar_position"):
+            plotting.plot_piano_roll(state, ax=ax, bar_position=position[:10])
+    finally:
+        plt.close(fig)
