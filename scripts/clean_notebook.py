@@ -8,7 +8,8 @@ What a learner should see is kept: printed text (stdout), results (`text/plain`,
 Markdown and LaTeX displays, figures and audio players. What only adds noise or size goes:
 
 - stderr streams (TensorFlow / absl start-up lines, warnings, tqdm bars) are dropped;
-- consecutive stdout streams are merged and carriage-return / backspace updates (Keras and
+- consecutive stdout streams are merged (not across a figure or player between them, so the
+  order a learner saw is kept) and carriage-return / backspace updates (Keras and
   tqdm progress bars) are collapsed to the text the terminal finally showed;
 - in cells without `# NBVAL_CHECK_OUTPUT`, a stdout text longer than MAX_STREAM_LINES lines
   keeps its head and tail with a "[... N lines omitted ...]" line between (checked cells are
@@ -111,16 +112,15 @@ def _text(value) -> str:
 def clean_outputs(outputs: list, checked: bool, notes: list[str]) -> list:
     """The outputs of one code cell as committed (see the module docstring)."""
     kept: list = []
-    stdout = None  # the cell's merged stdout stream, once it has one
     for out in outputs:
         kind = out.get("output_type")
         if kind == "stream":
             if out.get("name") != "stdout":
                 continue
-            if stdout is None:
-                stdout = nbformat.from_dict({"output_type": "stream", "name": "stdout", "text": ""})
-                kept.append(stdout)
-            stdout["text"] += _text(out["text"])
+            if kept and kept[-1].get("name") == "stdout":  # merge with the stdout just before
+                kept[-1]["text"] += _text(out["text"])
+            else:
+                kept.append(nbformat.from_dict({**out, "text": _text(out["text"])}))
         elif kind in ("display_data", "execute_result"):
             data = {k: v for k, v in out.get("data", {}).items() if k in KEPT_MIME_TYPES}
             if not data:
@@ -145,13 +145,12 @@ def clean_outputs(outputs: list, checked: bool, notes: list[str]) -> list:
         elif kind == "error":
             notes.append(f"ERROR output kept: {out.get('ename')}: {out.get('evalue')}")
             kept.append(out)
-    if stdout is not None:
-        stdout["text"] = terminal_text(stdout["text"])
-        if not checked:
-            stdout["text"] = shorten(stdout["text"])
-        if not stdout["text"]:
-            kept.remove(stdout)
-    return kept
+    for out in kept:
+        if out.get("name") == "stdout":
+            out["text"] = terminal_text(out["text"])
+            if not checked:
+                out["text"] = shorten(out["text"])
+    return [out for out in kept if out.get("name") != "stdout" or out["text"]]
 
 
 def clean(nb: nbformat.NotebookNode) -> tuple[nbformat.NotebookNode, list[str]]:

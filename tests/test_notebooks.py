@@ -186,6 +186,7 @@ def test_cleaner_keeps_what_teaches_and_drops_noise() -> None:
                     "display_data",
                     data={"application/vnd.jupyter.widget-view+json": {"model_id": "x"}},
                 ),
+                nbformat.v4.new_output("stream", name="stdout", text="after the figures\n"),
                 nbformat.v4.new_output(
                     "execute_result",
                     data={"text/html": "<audio controls>" + "A" * 400_000 + "</audio>"},
@@ -206,7 +207,13 @@ def test_cleaner_keeps_what_teaches_and_drops_noise() -> None:
     assert (train.execution_count, checked.execution_count) == (1, 2)
     assert "execution" not in train.metadata
     kinds = [(o.output_type, o.get("name")) for o in train.outputs]
-    assert kinds == [("stream", "stdout"), ("display_data", None), ("execute_result", None)]
+    assert kinds == [
+        ("stream", "stdout"),
+        ("display_data", None),
+        ("stream", "stdout"),
+        ("execute_result", None),
+    ]
+    assert train.outputs[2].text == "after the figures\n"
     text = train.outputs[0].text
     assert text.startswith("10/10 [==========]\nepoch 0\n") and "\r" not in text
     assert "[... 161 lines omitted ...]" in text and text.endswith("epoch 199\n")
@@ -214,8 +221,8 @@ def test_cleaner_keeps_what_teaches_and_drops_noise() -> None:
     png = train.outputs[1]
     assert len(png.data["image/png"]) <= clean.MAX_IMAGE_BYTES
     assert png.metadata["image/png"]["width"] < 700
-    assert train.outputs[2].data == {"text/plain": "[audio player of 400 KB left out]"}
-    assert train.outputs[2].execution_count == 1
+    assert train.outputs[3].data == {"text/plain": "[audio player of 400 KB left out]"}
+    assert train.outputs[3].execution_count == 1
     assert any("audio" in note for note in notes)
     assert clean.terminal_text("ab\x08c\rxy\n") == "xy\n"
 
