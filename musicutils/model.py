@@ -34,6 +34,14 @@ matmul rate and 3.6 GB, against 45 % and 5.9 GB with TensorFlow's automatic grad
 loop. XLA on the whole step (`compile(jit_compile=True)`, the benchmark's --jit) gained under
 10 % for 50 % more memory, so training leaves it off.
 
+Precision (`precision="bfloat16"`): the LSTMs' matrix products (input projections, recurrent
+products, forward and backward) read bfloat16 operands (`matmul`), which CPUs with
+`avx512_bf16` or AMX and GPUs from compute capability 8.0 multiply about twice as fast as
+float32; the weights the optimizer updates, the cell state, the gate arithmetic, the two
+output logits (a (50, 2) product) and the loss stay float32. Without native support (no such
+flags: TensorFlow converts to float32 for the product) it gains nothing, so "float32" is the
+default and "auto" (`resolve_precision`) chooses bfloat16 only where it is native.
+
 Likelihood: `nll_per_step` gives nats per time step (summed over notes, averaged over steps),
 play bits plus the articulate bits of the notes that play; `BiaxialNLL` / `PlayNLL` wrap it for
 `model.compile`.
@@ -44,6 +52,7 @@ from __future__ import annotations
 import json
 import os
 import warnings
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -57,14 +66,19 @@ __all__ = [
     "BiaxialModel",
     "BiaxialNLL",
     "CHORD_BELOW_WIDTH",
+    "PRECISIONS",
     "PlayNLL",
     "chord_below_inputs",
     "flops_per_forward",
     "flops_per_train_step",
     "load_model",
+    "matmul",
+    "native_bfloat16",
     "nats_of_each_step",
     "nll_per_step",
+    "resolve_precision",
     "save_model",
+    "use_precision",
 ]
 
 CONFIG_FILE = "config.json"
@@ -111,11 +125,84 @@ class LSTMWeights(keras.layers.Layer):
         )
         self.built = True
 
-    def project(self, x: tf.Tensor) -> tf.Tensor:
-        """x @ kernel + bias for inputs of any leading shape (..., input_dim) -> (..., 4H)."""
+    def project(self, x: tf.Tensor, precision: str = "float32") -> tf.Tensor:
+        """x @ kernel + bias for inputs of any leading shape (..., input_dim) -> (..., 4H).
+
+        The product runs in `precision` (see `matmul`); the result is float32.
+        """
         flat = tf.reshape(x, [-1, self.input_dim])
-        out = tf.matmul(flat, self.kernel) + self.bias
+        out = matmul(flat, self.kernel, precision) + self.bias
         return tf.reshape(out, tf.concat([tf.shape(x)[:-1], [4 * self.units]], axis=0))
+
+
+# --------------------------------------------------------------------------------------------
+# Precision of the matrix products
+# --------------------------------------------------------------------------------------------
+
+#: Precisions of the matrix products ("auto" is resolved by `resolve_precision`).
+PRECISIONS = ("float32", "bfloat16")
+
+
+def matmul(a, b, precision: str = "float32", transpose_a=False, transpose_b=False) -> tf.Tensor:
+    """a @ b, float32 result; with precision "bfloat16" both operands are rounded to bfloat16.
+
+    bfloat16 keeps float32's 8 exponent bits (same range: no loss scaling is needed) and 8
+    significant bits (a relative rounding error of at most 2**-9 per number). The products are
+    summed in float32 inside the CPU and GPU kernels, but TensorFlow's CPU matmul returns
+    bfloat16, so the result is rounded once more before it is widened back to float32. Only
+    the products change: the callers keep the LSTM cell state, the gate arithmetic, the logits
+    and the loss in float32, and the weights (what the optimizer updates) stay float32.
+    """
+    if precision == "float32":
+        return tf.matmul(a, b, transpose_a=transpose_a, transpose_b=transpose_b)
+    out = tf.matmul(
+        tf.cast(a, tf.bfloat16),
+        tf.cast(b, tf.bfloat16),
+        transpose_a=transpose_a,
+        transpose_b=transpose_b,
+    )
+    return tf.cast(out, tf.float32)
+
+
+def _raw_matmul(a, b):
+    """a @ b in b's dtype (a rounded to it); a bfloat16 result is widened by the XLA cell."""
+    return tf.matmul(tf.cast(a, b.dtype), b)
+
+
+def _cpu_flags() -> set[str]:
+    try:
+        text = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return set()
+    for line in text.splitlines():
+        if line.startswith("flags"):
+            return set(line.partition(":")[2].split())
+    return set()
+
+
+def native_bfloat16() -> str | None:
+    """Why this machine multiplies bfloat16 natively (a short reason), or None.
+
+    A GPU with compute capability 8.0 or more (Ampere and later), or an x86 CPU with the
+    `avx512_bf16` (AMD Zen 4, Intel Cooper Lake) or `amx_bf16` (Intel Sapphire Rapids) flag.
+    Without them TensorFlow converts bfloat16 to float32 for the products, which gains nothing.
+    """
+    for gpu in tf.config.list_physical_devices("GPU"):
+        capability = tf.config.experimental.get_device_details(gpu).get("compute_capability")
+        if capability and tuple(capability) >= (8, 0):
+            return f"GPU compute capability {capability[0]}.{capability[1]}"
+    flags = _cpu_flags() & {"avx512_bf16", "amx_bf16"}
+    return f"CPU flags {' '.join(sorted(flags))}" if flags else None
+
+
+def resolve_precision(precision: str) -> str:
+    """The precision to run: "float32" and "bfloat16" as they are; "auto" is "bfloat16" where
+    the machine multiplies bfloat16 natively (`native_bfloat16`), else "float32"."""
+    if precision == "auto":
+        return "bfloat16" if native_bfloat16() else "float32"
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {(*PRECISIONS, 'auto')}, got {precision!r}")
+    return precision
 
 
 def _lstm_update(z: tf.Tensor, c: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
@@ -124,15 +211,19 @@ def _lstm_update(z: tf.Tensor, c: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
     return h, c
 
 
-def _scan_lstm_autodiff(projected: tf.Tensor, recurrent_kernel, h: tf.Tensor, c: tf.Tensor):
+def _scan_lstm_autodiff(
+    projected: tf.Tensor, recurrent_kernel, h: tf.Tensor, c: tf.Tensor, precision="float32"
+):
     """`run_lstm` with TensorFlow's automatic gradient of the while loop (the reference)."""
+    if precision != "float32":
+        recurrent_kernel = tf.cast(recurrent_kernel, tf.bfloat16)  # once, not at every step
     steps = tf.shape(projected)[0]
     inputs = tf.TensorArray(projected.dtype, size=steps, element_shape=projected.shape[1:])
     inputs = inputs.unstack(projected)
     outputs = tf.TensorArray(projected.dtype, size=steps, element_shape=h.shape)
 
     def body(t, h, c, outputs):
-        z = inputs.read(t) + tf.matmul(h, recurrent_kernel)
+        z = inputs.read(t) + matmul(h, recurrent_kernel, precision)
         h, c = _lstm_update(z, c)
         return t + 1, h, c, outputs.write(t, h)
 
@@ -154,7 +245,7 @@ def _max_iterations(projected: tf.Tensor):
 def _cell_forward(x_proj, h_proj, c):
     """Gate arithmetic of one step: z = x_proj + h_proj -> (h, c, sigmoid gates, candidate)."""
     units = c.shape[-1]
-    z = x_proj + h_proj
+    z = x_proj + tf.cast(h_proj, x_proj.dtype)  # h_proj may come in bfloat16
     sig = tf.sigmoid(z[:, : 3 * units])
     cand = tf.tanh(z[:, 3 * units :])
     new_c = sig[:, units : 2 * units] * c + sig[:, :units] * cand
@@ -194,15 +285,31 @@ def _cell_functions():
     return _XLA_CELL_FUNCTIONS
 
 
-@tf.custom_gradient
-def _scan_lstm_fused(projected: tf.Tensor, recurrent_kernel: tf.Tensor, h0: tf.Tensor, c0):
-    """`run_lstm` with a hand-written backward pass.
+def _make_scan_lstm_fused(precision: str):
+    """`_scan_lstm_fused` for one precision of its matrix products."""
+
+    @tf.custom_gradient
+    def scan(projected, recurrent_kernel, h0, c0):
+        return _scan_lstm_fused(projected, recurrent_kernel, h0, c0, precision)
+
+    return scan
+
+
+_FUSED_SCANS = {}
+
+
+def _scan_lstm_fused(projected, recurrent_kernel, h0, c0, precision):
+    """`run_lstm` with a hand-written backward pass (wrapped by `_make_scan_lstm_fused`).
 
     The forward loop keeps only what the backward pass needs: the gate activations (4H) and
     the cell entering each step (H), beside the outputs. The backward loop does one
     (rows, 4H) @ (4H, H) product per step; the recurrent kernel's gradient is then ONE large
     matmul over all steps, (H, S*rows) @ (S*rows, 4H), instead of S small ones.
+
+    In bfloat16 the kernel is rounded once before the loops, and every product reads bfloat16
+    operands (`matmul`); the saved activations, the cell and the gradients stay float32.
     """
+    kernel = recurrent_kernel if precision == "float32" else tf.cast(recurrent_kernel, tf.bfloat16)
     units = h0.shape[-1]
     steps = tf.shape(projected)[0]
     dtype = projected.dtype
@@ -215,7 +322,7 @@ def _scan_lstm_fused(projected: tf.Tensor, recurrent_kernel: tf.Tensor, h0: tf.T
     def body(t, h, c, outputs, sigmoids, candidates, cells):
         # No gradient is traced through this loop, so slicing the captured input is safe, and
         # TensorFlow slices the leading axis without a copy.
-        h, new_c, sig, cand = cell_forward(projected[t], tf.matmul(h, recurrent_kernel), c)
+        h, new_c, sig, cand = cell_forward(projected[t], _raw_matmul(h, kernel), c)
         return (
             t + 1,
             h,
@@ -244,7 +351,7 @@ def _scan_lstm_fused(projected: tf.Tensor, recurrent_kernel: tf.Tensor, h0: tf.T
             dz, d_c_prev = cell_backward(
                 d_hs[t], d_h_next, d_c_next, sigmoids.read(t), candidates.read(t), cells.read(t)
             )
-            d_h_prev = tf.matmul(dz, recurrent_kernel, transpose_b=True)
+            d_h_prev = matmul(dz, kernel, precision, transpose_b=True)
             return t, d_h_prev, d_c_prev, d_z.write(t, dz)
 
         _, d_h0, d_c0, d_z = tf.while_loop(
@@ -255,8 +362,11 @@ def _scan_lstm_fused(projected: tf.Tensor, recurrent_kernel: tf.Tensor, h0: tf.T
         )
         d_z = d_z.stack()  # (S, rows, 4H) = gradient of the projected inputs
         h_prev = tf.concat([h0[None], hs[:-1]], axis=0)
-        d_kernel = tf.matmul(
-            tf.reshape(h_prev, [-1, units]), tf.reshape(d_z, [-1, 4 * units]), transpose_a=True
+        d_kernel = matmul(
+            tf.reshape(h_prev, [-1, units]),
+            tf.reshape(d_z, [-1, 4 * units]),
+            precision,
+            transpose_a=True,
         )
         return d_z, d_kernel, d_h0, d_c0
 
@@ -268,21 +378,44 @@ def _scan_lstm_fused(projected: tf.Tensor, recurrent_kernel: tf.Tensor, h0: tf.T
 LSTM_GRADIENT = "fused"
 
 
-def run_lstm(projected: tf.Tensor, recurrent_kernel, h: tf.Tensor, c: tf.Tensor):
+def run_lstm(
+    projected: tf.Tensor, recurrent_kernel, h: tf.Tensor, c: tf.Tensor, precision="float32"
+):
     """Run an LSTM over the first axis of its projected inputs.
 
     Args:
         projected: (S, rows, 4H) x @ kernel + bias of every step.
         recurrent_kernel: (H, 4H).
         h, c: (rows, H) state before the first step.
+        precision: of the recurrent products, forward and backward (`matmul`).
 
     Returns:
         (outputs (S, rows, H), h, c) with h, c the state after the last step.
     """
     if LSTM_GRADIENT == "autodiff":
-        return _scan_lstm_autodiff(projected, recurrent_kernel, h, c)
+        return _scan_lstm_autodiff(projected, recurrent_kernel, h, c, precision)
+    if precision not in _FUSED_SCANS:
+        _FUSED_SCANS[precision] = _make_scan_lstm_fused(precision)
     kernel = tf.convert_to_tensor(recurrent_kernel)
-    return _scan_lstm_fused(projected, kernel, h, c)
+    return _FUSED_SCANS[precision](projected, kernel, h, c)
+
+
+@contextmanager
+def use_precision(model, precision: str | None):
+    """Run the block with `model.precision` set to `precision` (None: leave it), then restore.
+
+    What is traced inside (a `tf.function` first called there) keeps that precision, so cache
+    traced functions per precision (as `generate` does).
+    """
+    if precision is None:
+        yield model
+        return
+    before = model.precision
+    model.precision = resolve_precision(precision)
+    try:
+        yield model
+    finally:
+        model.precision = before
 
 
 # --------------------------------------------------------------------------------------------
@@ -346,6 +479,11 @@ class BiaxialModel(keras.Model):
         chord_below: also give the note axis the chord chosen so far at this step (an addition
             to Johnson's model; `CHORD_BELOW_WIDTH` more inputs, see `chord_below_inputs`).
             Off by default, so that models trained without it load unchanged.
+        precision: "float32" or "bfloat16", the precision of the LSTMs' matrix products
+            (`matmul`; "auto" picks by `resolve_precision` and is stored resolved). The weights,
+            the cell state, the gate arithmetic and the logits are float32 in both. Saved
+            models from before the setting existed load as float32. It may be changed on a
+            built model (`use_precision`); functions traced before keep the old one.
 
     Call: `model({"state": (B, T, N, 2), "beat": (B, T) int}, training=False)` returns logits
     float32 (B, T, N, 2): channel 0 for P(play), channel 1 for P(articulate | play). Step t is
@@ -363,9 +501,11 @@ class BiaxialModel(keras.Model):
         seed: int | None = None,
         steps_per_beat: int = 4,
         chord_below: bool = False,
+        precision: str = "float32",
         **kwargs,
     ):
         super().__init__(**kwargs)
+        self.precision = resolve_precision(precision)
         self.n_notes = int(n_notes)
         self.lowest = int(lowest)
         self.time_sizes = tuple(int(s) for s in time_sizes)
@@ -411,6 +551,7 @@ class BiaxialModel(keras.Model):
             "seed": self.seed,
             "steps_per_beat": self.steps_per_beat,
             "chord_below": self.chord_below,
+            "precision": self.precision,
         }
 
     @classmethod
@@ -453,7 +594,9 @@ class BiaxialModel(keras.Model):
         """Time-axis LSTMs on time-major features (T, rows, F) -> ((T, rows, Ht), carry)."""
         x, new_carry = features, []
         for layer, (h, c) in zip(self.time_layers, carry, strict=True):
-            x, h, c = run_lstm(layer.project(x), layer.recurrent_kernel, h, c)
+            x, h, c = run_lstm(
+                layer.project(x, self.precision), layer.recurrent_kernel, h, c, self.precision
+            )
             x = self._drop(x, training)
             new_carry.append((h, c))
         return x, tuple(new_carry)
@@ -467,14 +610,14 @@ class BiaxialModel(keras.Model):
         n_notes, rows = tf.shape(note_input)[0], tf.shape(note_input)[1]
         choice = tf.reshape(prev_choice, [-1, self.choice_width])
         projected = note_input + tf.reshape(
-            tf.matmul(choice, self._choice_kernel()), tf.shape(note_input)
+            matmul(choice, self._choice_kernel(), self.precision), tf.shape(note_input)
         )
         x = None
         for i, layer in enumerate(self.note_layers):
             if i > 0:
-                projected = layer.project(x)
+                projected = layer.project(x, self.precision)
             zeros = tf.zeros([rows, layer.units], projected.dtype)
-            x, _, _ = run_lstm(projected, layer.recurrent_kernel, zeros, zeros)
+            x, _, _ = run_lstm(projected, layer.recurrent_kernel, zeros, zeros, self.precision)
             x = self._drop(x, training)
         logits = tf.matmul(tf.reshape(x, [-1, self.note_sizes[-1]]), self.out_kernel)
         return tf.reshape(logits + self.out_bias, [n_notes, rows, 2])
@@ -584,7 +727,7 @@ class BiaxialModel(keras.Model):
         x = tf.reshape(note_features(prev_state, beat, lowest=self.lowest), [-1, N_FEATURES])
         new_carry = []
         for layer, (h, c) in zip(self.time_layers, carry, strict=True):
-            z = layer.project(x) + tf.matmul(h, layer.recurrent_kernel)
+            z = layer.project(x, self.precision) + matmul(h, layer.recurrent_kernel, self.precision)
             x, c = _lstm_update(z, c)
             new_carry.append((x, c))
         return tf.reshape(x, [batch, self.n_notes, self.time_sizes[-1]]), tuple(new_carry)
@@ -600,7 +743,7 @@ class BiaxialModel(keras.Model):
         first = self.note_layers[0]
         ht = self.time_sizes[-1]
         flat = tf.reshape(time_out, [-1, ht])
-        out = tf.matmul(flat, first.kernel[:ht]) + first.bias
+        out = matmul(flat, first.kernel[:ht], self.precision) + first.bias
         return tf.reshape(out, tf.concat([tf.shape(time_out)[:-1], [self.note_input_size]], 0))
 
     def initial_note_carry(self, batch_size):
@@ -637,12 +780,12 @@ class BiaxialModel(keras.Model):
             intervals = tf.roll(intervals, shift=1, axis=1) + played * semitone
             carry = carry[:-1]
             choice = tf.concat([choice, window, intervals], axis=1)
-        projected = note_input + tf.matmul(choice, self._choice_kernel())
+        projected = note_input + matmul(choice, self._choice_kernel(), self.precision)
         x = None
         for i, (layer, (h, c)) in enumerate(zip(self.note_layers, carry, strict=True)):
             if i > 0:
-                projected = layer.project(x)
-            z = projected + tf.matmul(h, layer.recurrent_kernel)
+                projected = layer.project(x, self.precision)
+            z = projected + matmul(h, layer.recurrent_kernel, self.precision)
             x, c = _lstm_update(z, c)
             new_carry.append((x, c))
         if self.chord_below:

@@ -8,6 +8,7 @@ import pytest
 from musicutils import CheckpointError
 from musicutils._tf import keras, tf
 from musicutils.model import (
+    PRECISIONS,
     BiaxialModel,
     BiaxialNLL,
     PlayNLL,
@@ -15,7 +16,9 @@ from musicutils.model import (
     flops_per_train_step,
     load_model,
     nll_per_step,
+    resolve_precision,
     save_model,
+    use_precision,
 )
 
 SMALL = dict(n_notes=16, lowest=50, time_sizes=(12, 10), note_sizes=(8, 6), dropout=0.5)
@@ -57,7 +60,17 @@ def test_default_sizes_match_the_paper():
     assert model.note_input_size == 400
 
 
-def test_step_api_reproduces_teacher_forced_probabilities(model):
+#: Largest |probability difference| between the step API and the teacher-forced pass. In
+#: float32 both sum the same products in another order (rounding ~1e-7). In bfloat16 each
+#: product's result is rounded to 8 significant bits, so a sum that differs in its last float32
+#: bit can round to the neighbouring bfloat16 (2**-8 relative apart); a few such flips on the
+#: way to a logit move a probability by under 1e-3 in these small models.
+STEP_API_ATOL = {"float32": 1e-5, "bfloat16": 2e-3}
+
+
+@pytest.mark.parametrize("precision", PRECISIONS)
+def test_step_api_reproduces_teacher_forced_probabilities(model, precision):
+    model.precision = precision
     rng = np.random.default_rng(3)
     inputs = random_batch(rng, batch=2, steps=5)
     state, beat = inputs["state"], inputs["beat"]
@@ -78,7 +91,48 @@ def test_step_api_reproduces_teacher_forced_probabilities(model):
             got[:, t, n] = tf.sigmoid(logits).numpy()
             choice = state[:, t, n]
         prev = state[:, t]
-    np.testing.assert_allclose(got, expected, atol=1e-5)
+    np.testing.assert_allclose(got, expected, atol=STEP_API_ATOL[precision])
+
+
+def test_bfloat16_logits_agree_with_float32(model):
+    """bfloat16 keeps 8 significant bits: each operand of a product is rounded by at most
+    2**-9 (0.2 %) of itself, and so is the product's result. The LSTM outputs are below 1, so
+    each layer's output moves by a few 2**-9, and these errors do not grow through the gates
+    (sigmoid and tanh have slopes <= 1). The logits sum 6 such outputs with weights below 1:
+    we allow 0.01 (about five bfloat16 steps of a number near 1), and 0.002 on average."""
+    inputs = random_batch(np.random.default_rng(15), batch=3, steps=24)
+    single = model(inputs).numpy()
+    with use_precision(model, "bfloat16"):
+        assert model.precision == "bfloat16"
+        half = model(inputs)
+    assert model.precision == "float32"  # restored
+    assert half.dtype == tf.float32  # logits stay float32
+    difference = np.abs(half.numpy() - single)
+    assert difference.max() < 0.01
+    assert difference.mean() < 0.002
+    assert difference.max() > 0  # the products really ran in bfloat16
+
+
+def test_precision_is_checked_and_auto_resolves(monkeypatch):
+    from musicutils import model as model_module
+
+    with pytest.raises(ValueError, match="precision"):
+        BiaxialModel(**SMALL, precision="float16")
+    monkeypatch.setattr(model_module, "native_bfloat16", lambda: None)
+    assert resolve_precision("auto") == "float32"
+    monkeypatch.setattr(model_module, "native_bfloat16", lambda: "CPU flags avx512_bf16")
+    assert resolve_precision("auto") == "bfloat16"
+    assert BiaxialModel(**SMALL, precision="auto").get_config()["precision"] == "bfloat16"
+
+
+def test_native_bfloat16_reads_the_cpu_flags(monkeypatch):
+    from musicutils import model as model_module
+
+    monkeypatch.setattr(model_module.tf.config, "list_physical_devices", lambda kind: [])
+    monkeypatch.setattr(model_module, "_cpu_flags", lambda: {"avx2", "avx512f"})
+    assert model_module.native_bfloat16() is None
+    monkeypatch.setattr(model_module, "_cpu_flags", lambda: {"avx2", "amx_bf16"})
+    assert "amx_bf16" in model_module.native_bfloat16()
 
 
 def test_chord_below_inputs_match_a_per_note_reference():
@@ -199,7 +253,9 @@ def test_loss_and_metric_objects():
     )
 
 
-def test_gradients_reach_every_weight(model):
+@pytest.mark.parametrize("precision", PRECISIONS)
+def test_gradients_reach_every_weight(model, precision):
+    model.precision = precision
     inputs = random_batch(np.random.default_rng(10))
     with tf.GradientTape() as tape:
         loss = tf.reduce_mean(nll_per_step(inputs["state"], model(inputs, training=True)))
@@ -207,14 +263,16 @@ def test_gradients_reach_every_weight(model):
     assert len(grads) == len(model.trainable_variables) == 4 * 3 + 2
     for var, grad in zip(model.trainable_variables, grads, strict=True):
         assert grad is not None, var.path
+        assert grad.dtype == var.dtype == tf.float32, var.path  # the optimizer sees float32
         assert np.isfinite(grad.numpy()).all()
         assert np.abs(grad.numpy()).sum() > 0, var.path
 
 
 @pytest.mark.slow
-def test_fit_reduces_the_loss():
+@pytest.mark.parametrize("precision", PRECISIONS)
+def test_fit_reduces_the_loss(precision):
     keras.utils.set_random_seed(2)
-    model = BiaxialModel(**{**SMALL, "dropout": 0.0})
+    model = BiaxialModel(**{**SMALL, "dropout": 0.0}, precision=precision)
     # A learnable pattern: each note repeats every 3 steps, struck when it starts.
     steps, notes = np.arange(12)[:, None], np.arange(16)[None, :]
     play = ((steps + notes) % 3 == 0).astype(np.float32)
@@ -226,6 +284,9 @@ def test_fit_reduces_the_loss():
     model.fit(data, steps_per_epoch=20, epochs=1, verbose=0, shuffle=False)
     after = model.evaluate(data, steps=1, verbose=0, return_dict=True)
     assert after["loss"] < 0.8 * before["loss"]
+    # the weights and Adam's moments stay float32 (the step counter is an integer)
+    assert {v.dtype for v in model.trainable_variables} == {"float32"}
+    assert {v.dtype for v in model.optimizer.variables} <= {"float32", "int64"}
     assert after["play_nll"] < before["play_nll"] < before["loss"]
 
 
@@ -278,8 +339,15 @@ def test_flop_count_of_the_default_model():
     assert flops_per_train_step(config, 10, 128) == pytest.approx(3 * forward)
 
 
+#: Tolerances (rtol, atol) of the hand-written LSTM gradient against autodiff. In bfloat16 the
+#: two sum the recurrent kernel's gradient differently (one product over all steps against
+#: one bfloat16 product per step, summed), each result rounded to 8 significant bits.
+GRADIENT_TOLERANCE = {"float32": (1e-5, 1e-6), "bfloat16": (3e-2, 3e-2)}
+
+
+@pytest.mark.parametrize("precision", PRECISIONS)
 @pytest.mark.parametrize("xla_cells", [True, False])
-def test_hand_written_lstm_gradient_matches_autodiff(monkeypatch, xla_cells):
+def test_hand_written_lstm_gradient_matches_autodiff(monkeypatch, xla_cells, precision):
     from musicutils import model as model_module
 
     monkeypatch.setattr(model_module, "XLA_CELLS", xla_cells)
@@ -298,23 +366,37 @@ def test_hand_written_lstm_gradient_matches_autodiff(monkeypatch, xla_cells):
         def run():
             with tf.GradientTape() as tape:
                 tape.watch([projected, h0, c0])
-                hs, h, c = model_module.run_lstm(projected, kernel, h0, c0)
+                hs, h, c = model_module.run_lstm(projected, kernel, h0, c0, precision)
                 loss = tf.reduce_sum(hs * weights) + tf.reduce_sum(h) + tf.reduce_sum(c * c)
             return [hs, h, c, *tape.gradient(loss, [projected, kernel, h0, c0])]
 
         return [t.numpy() for t in run()]
 
-    for fused, reference in zip(
-        outputs_and_gradients("fused"), outputs_and_gradients("autodiff"), strict=True
-    ):
-        np.testing.assert_allclose(fused, reference, rtol=1e-5, atol=1e-6)
+    rtol, atol = GRADIENT_TOLERANCE[precision]
+    fused_results = outputs_and_gradients("fused")
+    for fused, reference in zip(fused_results, outputs_and_gradients("autodiff"), strict=True):
+        assert fused.dtype == np.float32
+        np.testing.assert_allclose(fused, reference, rtol=rtol, atol=atol)
+    if precision == "bfloat16":  # and the products really ran in bfloat16
+        monkeypatch.setattr(model_module, "LSTM_GRADIENT", "fused")
+        single = model_module.run_lstm(projected, kernel, h0, c0)[0].numpy()
+        assert np.abs(fused_results[0] - single).max() > 1e-4
 
 
 def test_steps_per_beat_travels_with_the_weights(tmp_path):
-    model = BiaxialModel(**SMALL, steps_per_beat=1)
+    model = BiaxialModel(**SMALL, steps_per_beat=1, precision="bfloat16")
     assert model.get_config()["steps_per_beat"] == 1
     assert load_model(save_model(model, tmp_path / "run")).steps_per_beat == 1
     # checkpoints written before the field existed mean the default grid of 4 steps per beat
     config = json.loads((tmp_path / "run" / "config.json").read_text())
     del config["steps_per_beat"]
     assert BiaxialModel.from_config(config).steps_per_beat == 4
+
+
+def test_precision_travels_with_the_weights(tmp_path):
+    model = BiaxialModel(**SMALL, precision="bfloat16")
+    assert load_model(save_model(model, tmp_path / "run")).precision == "bfloat16"
+    # checkpoints written before the setting existed run in float32
+    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    del config["precision"]
+    assert BiaxialModel.from_config(config).precision == "float32"
