@@ -13,46 +13,61 @@ import sys
 from pathlib import Path
 
 from . import __version__
+from ._checks import RANGES
 from .errors import MusicutilsError
 
 EXIT_ERROR = 2
+#: Exit status after Ctrl-C (128 + SIGINT), as shells report it.
+EXIT_INTERRUPTED = 130
 
 
 def _error(message: str) -> None:
     print(f"error: {message}", file=sys.stderr)
 
 
-def _int_list(text: str) -> list[int]:
-    try:
-        sizes = [int(part) for part in text.split(",") if part.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected comma-separated integers, got {text!r}"
-        ) from None
-    if not sizes or min(sizes) <= 0:
-        raise argparse.ArgumentTypeError(f"expected positive layer sizes, got {text!r}")
-    return sizes
+class _Parser(argparse.ArgumentParser):
+    """argparse with our error format: one line on stderr, exit status 2 (no usage block)."""
+
+    def error(self, message: str):
+        self.exit(EXIT_ERROR, f"error: {message} (see {self.prog} --help)\n")
 
 
-def _number(kind, *, minimum, strict: bool):
-    """An argparse type: `kind` (int or float) at least (or, when strict, above) `minimum`."""
+class InRange:
+    """An argparse type: a number in `_checks.RANGES[kind]`; NaN, infinities, values too large
+    and values outside the range are usage errors that name the allowed range."""
 
-    def parse(text: str):
+    def __init__(self, kind: str):
+        self.kind = kind
+        self.range = RANGES[kind]
+
+    def __call__(self, text: str):
         try:
-            value = kind(text)
+            value = int(text) if self.range.integer else float(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-        if value < minimum or (strict and value == minimum):
-            bound = f"> {minimum}" if strict else f">= {minimum}"
-            raise argparse.ArgumentTypeError(f"expected a value {bound}, got {text}")
-        return value
-
-    return parse
+            value = None
+        parsed = None if value is None else self.range.parse(value)
+        if parsed is None:
+            raise argparse.ArgumentTypeError(f"expected {self.range}, got {text!r}")
+        return parsed
 
 
-_positive_int = _number(int, minimum=0, strict=True)
-_count = _number(int, minimum=0, strict=False)
-_positive_float = _number(float, minimum=0.0, strict=True)
+class LayerSizes(InRange):
+    """An argparse type: comma-separated layer sizes, each in RANGES["layer_size"]."""
+
+    def __init__(self):
+        super().__init__("layer_size")
+
+    def __call__(self, text: str) -> list[int]:
+        parts = [part for part in text.split(",") if part.strip()]
+        try:
+            sizes = [super(LayerSizes, self).__call__(part.strip()) for part in parts]
+        except argparse.ArgumentTypeError:
+            sizes = []
+        if not sizes:
+            raise argparse.ArgumentTypeError(
+                f"expected comma-separated layer sizes, each {self.range}, got {text!r}"
+            )
+        return sizes
 
 
 # ---------------------------------------------------------------------------------------------
@@ -134,7 +149,7 @@ def _reason(exc: BaseException) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="python -m musicutils",
         description="Read, view, hear, train on and compose polyphonic music (biaxial LSTM).",
     )
@@ -182,24 +197,27 @@ def build_parser() -> argparse.ArgumentParser:
         help="a folder of MIDI files or a benchmark pickle",
     )
     p.add_argument("--out", required=True, type=Path, metavar="RUN_DIR")
-    p.add_argument("--epochs", type=_positive_int, default=50)
-    p.add_argument("--steps-per-epoch", type=_positive_int, default=100)
-    p.add_argument("--batch-size", type=_positive_int, default=10)
+    p.add_argument("--epochs", type=InRange("epochs"), default=50)
+    p.add_argument("--steps-per-epoch", type=InRange("steps_per_epoch"), default=100)
+    p.add_argument("--batch-size", type=InRange("batch_size"), default=10)
     p.add_argument(
-        "--segment-length", type=_positive_int, default=128, help="time steps per example"
+        "--segment-length",
+        type=InRange("segment_length"),
+        default=128,
+        help="time steps per example",
     )
-    p.add_argument("--time-sizes", type=_int_list, default=[300, 300], metavar="300,300")
-    p.add_argument("--note-sizes", type=_int_list, default=[100, 50], metavar="100,50")
+    p.add_argument("--time-sizes", type=LayerSizes(), default=[300, 300], metavar="300,300")
+    p.add_argument("--note-sizes", type=LayerSizes(), default=[100, 50], metavar="100,50")
     p.add_argument(
         "--chord-below",
         action="store_true",
         help="give the note axis the chord chosen so far at each step (not in Johnson's model)",
     )
-    p.add_argument("--dropout", type=float, default=0.5)
-    p.add_argument("--learning-rate", type=_positive_float, default=1e-3)
+    p.add_argument("--dropout", type=InRange("dropout"), default=0.5)
+    p.add_argument("--learning-rate", type=InRange("learning_rate"), default=1e-3)
     p.add_argument(
         "--ema",
-        type=float,
+        type=InRange("ema"),
         default=0.0,
         metavar="M",
         help="validate and keep a moving average of the weights, momentum M per batch "
@@ -207,24 +225,24 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--transpose",
-        type=_count,
+        type=InRange("transpose"),
         default=0,
         metavar="K",
         help="augment by random transposition within +-K semitones",
     )
     p.add_argument(
         "--validation-split",
-        type=float,
+        type=InRange("validation_split"),
         default=0.1,
         help="fraction of pieces held out (MIDI folders; pickles use their own split)",
     )
     p.add_argument(
         "--patience",
-        type=_count,
+        type=InRange("patience"),
         default=10,
         help="early stopping: epochs without validation improvement",
     )
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=InRange("seed"), default=0)
     p.add_argument("--strategy", choices=["default", "mirrored"], default="default")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(handler=_cmd_train)
@@ -239,7 +257,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="pickle: train/valid/test (default test); MIDI folder: valid/train of "
         "the folder the run trained on (default valid), all for another folder",
     )
-    p.add_argument("--batch-size", type=_positive_int, default=8)
+    p.add_argument("--batch-size", type=InRange("batch_size"), default=8)
     p.set_defaults(handler=_cmd_evaluate)
 
     p = sub.add_parser("generate", help="compose new music with a trained model")
@@ -250,11 +268,11 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="RUN_DIR",
         help="run folder (default: the bundled pretrained model)",
     )
-    p.add_argument("--steps", type=_count, default=256)
+    p.add_argument("--steps", type=InRange("steps"), default=256)
     p.add_argument("--out", required=True, type=Path, metavar="OUT.mid")
-    p.add_argument("--batch-size", type=_positive_int, default=1)
-    p.add_argument("--seed", type=int, default=None)
-    p.add_argument("--temperature", type=_positive_float, default=1.0)
+    p.add_argument("--batch-size", type=InRange("batch_size"), default=1)
+    p.add_argument("--seed", type=InRange("seed"), default=None)
+    p.add_argument("--temperature", type=InRange("temperature"), default=1.0)
     p.add_argument(
         "--no-adaptive",
         dest="adaptive",

@@ -26,6 +26,7 @@ import numpy as np
 
 from . import midi
 from ._io import atomic_open
+from ._resources import CHORALES_PACKAGE, package_folder
 from .errors import DataError, MusicutilsError
 
 __all__ = [
@@ -37,23 +38,23 @@ __all__ = [
     "midi_files",
 ]
 
-#: The 30 Bach chorales committed with the repository (see data/README.md).
-BUNDLED_CHORALES = Path(__file__).resolve().parents[1] / "data" / "chorales"
+#: The 30 Bach chorales bundled with the package (data/chorales/ in a checkout; data/README.md).
+BUNDLED_CHORALES = package_folder(CHORALES_PACKAGE)
 
 MIDI_SUFFIXES = (".mid", ".midi")
 _CACHE_FORMAT = 1
 
 
 def bundled_chorales_dir() -> Path:
-    """The folder of bundled chorales, checking that it is there (it is not in a bare wheel).
+    """The folder of bundled chorales, checking that it holds MIDI files.
 
     Raises:
         DataError: the folder is missing or holds no MIDI files.
     """
     if not midi_files(BUNDLED_CHORALES):
         raise DataError(
-            f"{BUNDLED_CHORALES}: bundled chorales not found; use a clone of the repository "
-            "or rebuild them with scripts/build_dataset.py"
+            f"{BUNDLED_CHORALES}: bundled chorales not found; reinstall musicutils, or in a "
+            "checkout rebuild them with scripts/build_dataset.py"
         )
     return BUNDLED_CHORALES
 

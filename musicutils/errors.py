@@ -14,7 +14,8 @@ class MidiError(MusicutilsError, ValueError):
 
 
 class DataError(MusicutilsError, ValueError):
-    """A corpus, benchmark file or batch that cannot be used for training."""
+    """A corpus, benchmark file or batch that cannot be used for training, or a training or
+    composing setting outside its allowed range (`_checks.RANGES`)."""
 
 
 class CheckpointError(MusicutilsError, ValueError):

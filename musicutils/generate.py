@@ -40,6 +40,7 @@ from pathlib import Path
 import numpy as np
 
 from . import midi
+from ._checks import checked
 from ._resources import PRETRAINED_PACKAGE, package_folder
 from ._tf import tf
 from .errors import CheckpointError, DataError
@@ -90,6 +91,10 @@ class AdaptiveRule:
     step: float = 0.02
     floor: float = 0.25
     recovery: float = 0.3
+
+    def __post_init__(self):
+        for name in ("min_notes", "step", "floor", "recovery"):
+            checked(f"AdaptiveRule.{name}", getattr(self, name), kind=name)
 
     def as_tensor(self) -> tf.Tensor:
         return tf.constant([self.min_notes, self.step, self.floor, self.recovery], tf.float32)
@@ -286,6 +291,37 @@ def _seed_tensor(seed: int | None) -> tf.Tensor:
     return tf.constant([0, int(seed)], tf.int64)
 
 
+def _checked_arguments(steps, batch_size, temperature, seed, meter, steps_per_beat, adaptive):
+    """`generate`'s numbers, each in its range (`_checks.RANGES`), and the adaptive rule.
+
+    Returns (steps, batch_size, temperature, seed, meter, steps_per_beat, rule) with rule an
+    `AdaptiveRule` or None (off); raises DataError naming the argument and its range.
+    """
+    steps = checked("steps", steps)
+    batch_size = checked("batch_size", batch_size)
+    temperature = checked("temperature", temperature)
+    seed = None if seed is None else checked("seed", seed)
+    try:
+        numerator, denominator = meter
+    except (TypeError, ValueError):
+        raise DataError(f"meter must be (numerator, denominator), got {meter!r}") from None
+    meter = (
+        checked("meter numerator", numerator, kind="meter_numerator"),
+        checked("meter denominator", denominator, kind="meter_denominator"),
+    )
+    if steps_per_beat is not None:
+        steps_per_beat = checked("steps_per_beat", steps_per_beat)
+    if adaptive is True:
+        rule = AdaptiveRule()
+    elif adaptive is False or adaptive is None:
+        rule = None
+    elif isinstance(adaptive, AdaptiveRule):
+        rule = adaptive
+    else:
+        raise DataError(f"adaptive must be True, False or an AdaptiveRule, got {adaptive!r}")
+    return steps, batch_size, temperature, seed, meter, steps_per_beat, rule
+
+
 def _model_steps_per_beat(model, steps_per_beat: int | None) -> int:
     if steps_per_beat is not None:
         return int(steps_per_beat)
@@ -359,7 +395,8 @@ def generate(
         primer: music to continue: a `midi.Piece` (its meter and bar positions carry on), a
             state array (P, N, 2) shared by all pieces, or (B, P, N, 2), one per piece. It is fed
             through the time axis first; the composition starts at step P.
-        temperature: > 0; logits are divided by it. Below 1 is more conservative.
+        temperature: in [1e-6, 100] (`_checks.RANGES`); logits are divided by it. Below 1 is
+            more conservative.
         adaptive: True for the default `AdaptiveRule`, False for plain sampling, or a rule.
         seed: same seed (and arguments) -> same music. None draws a fresh one.
         meter: (numerator, denominator) of the new steps when the primer is not a Piece.
@@ -373,13 +410,9 @@ def generate(
     Returns:
         uint8 (B, T, N, 2) with T = steps (+ P with include_primer); articulate implies play.
     """
-    if steps < 0:
-        raise ValueError(f"steps must be >= 0, got {steps}")
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    if not temperature > 0:
-        raise ValueError(f"temperature must be > 0, got {temperature}")
-    rule = AdaptiveRule() if adaptive is True else adaptive
+    steps, batch_size, temperature, seed, meter, steps_per_beat, rule = _checked_arguments(
+        steps, batch_size, temperature, seed, meter, steps_per_beat, adaptive
+    )
     spb = _model_steps_per_beat(model, steps_per_beat)
     sampler = _sampler(model, xla)
     n_notes = sampler.n_notes
@@ -433,7 +466,9 @@ def generate_reference(
     music (up to float rounding at the decision thresholds). It is the correctness and speed
     reference for the compiled loop (tests, benchmarks/bench_generate.py); use `generate`.
     """
-    rule = AdaptiveRule() if adaptive is True else adaptive
+    steps, batch_size, temperature, seed, meter, steps_per_beat, rule = _checked_arguments(
+        steps, batch_size, temperature, seed, meter, steps_per_beat, adaptive
+    )
     n_notes = int(model.n_notes)
     seed_t = _seed_tensor(seed)
     inv_t = tf.constant(1.0 / temperature, tf.float32)

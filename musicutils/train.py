@@ -47,6 +47,7 @@ import numpy as np
 
 from . import datasets
 from . import model as model_lib
+from ._checks import checked
 from ._io import atomic_open, atomic_path
 from ._tf import keras, tf
 from .errors import CheckpointError, DataError
@@ -167,6 +168,8 @@ def load_data(
         {"train": [...], "valid": [...]} for a folder (also "all": every piece, in file order);
         {"train", "valid", "test"} for a pickle.
     """
+    validation_split = checked("validation_split", validation_split)
+    seed = checked("seed", seed)
     path = Path(data)
     if path.is_file() and path.suffix.lower() in _PICKLE_SUFFIXES:
         return datasets.load_benchmark(path)
@@ -226,6 +229,7 @@ def evaluate(
         {"nll": play + articulation, "play_nll": play bits only, "steps": steps scored,
          "pieces": pieces scored}.
     """
+    batch_size = checked("batch_size", batch_size)
     if not pieces:
         return {"nll": float("nan"), "play_nll": float("nan"), "steps": 0, "pieces": 0}
     lowest, n_notes = datasets.check_compatible(pieces, "evaluation data")
@@ -552,6 +556,17 @@ def _check_settings(run_dir: Path, settings: TrainSettings) -> None:
 # Training.
 
 
+def _layer_sizes(name: str, sizes) -> list[int]:
+    """The LSTM sizes of one axis as a list of ints, each in RANGES["layer_size"]."""
+    try:
+        sizes = list(sizes)
+    except TypeError:
+        sizes = []
+    if not sizes:
+        raise DataError(f"{name} must list at least one layer size")
+    return [checked(f"{name}[{i}]", size, kind="layer_size") for i, size in enumerate(sizes)]
+
+
 def train(
     data: str | os.PathLike,
     out: str | os.PathLike,
@@ -614,38 +629,33 @@ def train(
 
     started = time.perf_counter()
     run_dir = Path(out)
+    # Every number in its range (`_checks.RANGES`, shared with the CLI): NaN, infinities and
+    # seeds NumPy cannot take are refused here, before anything is read or written.
     settings = TrainSettings(
         data=str(data),
-        epochs=int(epochs),
-        steps_per_epoch=int(steps_per_epoch),
-        batch_size=int(batch_size),
-        segment_length=int(segment_length),
-        time_sizes=[int(s) for s in time_sizes],
-        note_sizes=[int(s) for s in note_sizes],
+        epochs=checked("epochs", epochs),
+        steps_per_epoch=checked("steps_per_epoch", steps_per_epoch),
+        batch_size=checked("batch_size", batch_size),
+        segment_length=checked("segment_length", segment_length),
+        time_sizes=_layer_sizes("time_sizes", time_sizes),
+        note_sizes=_layer_sizes("note_sizes", note_sizes),
         chord_below=bool(chord_below),
-        dropout=float(dropout),
-        learning_rate=float(learning_rate),
-        ema=float(ema),
-        transpose=int(transpose),
-        validation_split=float(validation_split),
-        patience=int(patience),
-        seed=int(seed),
+        dropout=checked("dropout", dropout),
+        learning_rate=checked("learning_rate", learning_rate),
+        ema=checked("ema", ema),
+        transpose=checked("transpose", transpose),
+        validation_split=checked("validation_split", validation_split),
+        patience=checked("patience", patience),
+        seed=checked("seed", seed),
         strategy=str(strategy),
         verbose=int(verbose),
-        time_limit=None if time_limit is None else float(time_limit),
+        time_limit=None if time_limit is None else checked("time_limit", time_limit),
     )
-    for name in ("epochs", "steps_per_epoch", "batch_size", "segment_length", "patience"):
-        if getattr(settings, name) < 1:
-            raise DataError(f"{name.replace('_', '-')} must be at least 1")
-    if not 0 <= settings.dropout < 1:
-        raise DataError(f"dropout must be in [0, 1), got {settings.dropout}")
-    if not 0 <= settings.ema < 1:
-        raise DataError(f"ema must be in [0, 1), got {settings.ema}")
-    if settings.transpose < 0:
-        raise DataError(f"transpose must be >= 0 semitones, got {settings.transpose}")
 
-    pieces = load_data(data, validation_split=validation_split, seed=seed, verbose=verbose)
-    sampler = datasets.SegmentSampler(pieces["train"], segment_length)
+    pieces = load_data(
+        data, validation_split=settings.validation_split, seed=settings.seed, verbose=verbose
+    )
+    sampler = datasets.SegmentSampler(pieces["train"], settings.segment_length)
     valid = pieces["valid"]
     if valid:
         datasets.check_compatible(valid + pieces["train"], "training and validation data")
@@ -804,6 +814,7 @@ def evaluate_checkpoint(
         the articulation came from onsets, i.e. a benchmark pickle).
     """
 
+    batch_size = checked("batch_size", batch_size)
     run_dir = Path(checkpoint)
     model = model_lib.load_model(run_dir)
     path = Path(data)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 import subprocess
 import sys
@@ -10,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from musicutils import data
+from musicutils import cli, data
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -110,14 +111,89 @@ def test_demo_writes_outputs(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     "args",
     [
-        ("generate", "--out", "x.mid", "--temperature", "0"),
-        ("generate", "--out", "x.mid", "--batch-size", "0"),
-        ("train", "--data", "d", "--out", "r", "--transpose", "-1"),
-        ("train", "--data", "d", "--out", "r", "--learning-rate", "-0.1"),
+        ("generate", "--out", "x.mid", "--temperature", "nan"),
+        ("train", "--data", "d", "--out", "r", "--seed", "-1"),
     ],
 )
 def test_bad_numbers_are_usage_errors_without_traceback(args, tmp_path):
     result = _run(*args, cwd=tmp_path)
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
-    assert "expected a value" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert result.stderr.startswith(f"error: argument {args[-2]}: expected ")
+    assert not list(tmp_path.iterdir())  # nothing composed, no run folder made
+
+
+def _numeric_options():
+    """(command, option, allowed range) of every numeric option of every command."""
+    parser = cli.build_parser()
+    (commands,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    found = []
+    for command, subparser in commands.choices.items():
+        for action in subparser._actions:
+            # a plain int or float would let nan, inf and any size through
+            assert action.type not in (int, float), f"{command} {action.option_strings}"
+            if isinstance(action.type, cli.InRange):
+                found.append((command, action.option_strings[0], action.type.range))
+    return found
+
+
+NUMERIC_OPTIONS = _numeric_options()
+
+
+def _required_arguments(command: str) -> list[str]:
+    parser = cli.build_parser()
+    (commands,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    args = []
+    for action in commands.choices[command]._actions:
+        if action.required and action.option_strings:
+            args += [action.option_strings[0], "x"]
+    return args
+
+
+def test_every_numeric_option_is_range_checked():
+    options = {(command, option) for command, option, _ in NUMERIC_OPTIONS}
+    expected_train = {
+        "--epochs", "--steps-per-epoch", "--batch-size", "--segment-length", "--time-sizes",
+        "--note-sizes", "--dropout", "--learning-rate", "--ema", "--transpose",
+        "--validation-split", "--patience", "--seed",
+    }  # fmt: skip
+    assert {("train", o) for o in expected_train} <= options
+    expected_generate = {"--steps", "--batch-size", "--seed", "--temperature"}
+    assert {("generate", o) for o in expected_generate} <= options
+    assert ("evaluate", "--batch-size") in options
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf", "1e400", "-1", "1" + "0" * 30])
+@pytest.mark.parametrize(
+    "command, option, allowed", NUMERIC_OPTIONS, ids=[f"{c} {o}" for c, o, _ in NUMERIC_OPTIONS]
+)
+def test_bad_number_is_one_line_naming_option_and_range(command, option, allowed, value, capsys):
+    argv = [command, *_required_arguments(command), f"{option}={value}"]  # = lets -inf through
+    with pytest.raises(SystemExit) as exit_:
+        cli.build_parser().parse_args(argv)
+    assert exit_.value.code == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1, lines
+    assert lines[0].startswith(f"error: argument {option}: ") and str(allowed) in lines[0]
+
+
+@pytest.mark.parametrize(
+    "command, option, allowed", NUMERIC_OPTIONS, ids=[f"{c} {o}" for c, o, _ in NUMERIC_OPTIONS]
+)
+def test_numeric_option_bounds_are_accepted_when_closed(command, option, allowed):
+    ends = ((allowed.low, allowed.low_open), (allowed.high, allowed.high_open))
+    bounds = [bound for bound, is_open in ends if not is_open]
+    for bound in bounds:
+        text = str(int(bound)) if allowed.integer else repr(float(bound))
+        args = cli.build_parser().parse_args([command, *_required_arguments(command), option, text])
+        value = getattr(args, option.lstrip("-").replace("-", "_"))
+        assert value == ([bound] if option.endswith("-sizes") else bound)
+
+
+def test_seed_range_is_what_numpy_accepts():
+    top = str(2**32 - 1)
+    args = cli.build_parser().parse_args(["train", "--data", "d", "--out", "r", "--seed", top])
+    assert args.seed == 2**32 - 1
+    with pytest.raises(SystemExit):
+        cli.build_parser().parse_args(["generate", "--out", "x", "--seed", str(2**32)])

@@ -151,6 +151,31 @@ def test_bad_primer_is_refused(model):
         generate.generate(model, 3, temperature=0.0)
 
 
+@pytest.mark.parametrize(
+    "value", [float("nan"), float("inf"), -1, 10**30], ids=["nan", "inf", "negative", "huge"]
+)
+@pytest.mark.parametrize("name", ["steps", "batch_size", "temperature", "seed", "steps_per_beat"])
+def test_generate_refuses_bad_numbers(model, name, value):
+    with pytest.raises(DataError, match=rf"^{name} must be (an integer|a number) in [\[(]"):
+        generate.generate(model, **{"steps": 2, name: value})
+    with pytest.raises(DataError, match=rf"^{name} must be"):
+        generate.generate_reference(model, **{"steps": 2, name: value})
+
+
+def test_generate_refuses_bad_meters_and_rules(model):
+    with pytest.raises(DataError, match="meter denominator"):
+        generate.generate(model, 2, meter=(4, 0))
+    with pytest.raises(DataError, match="meter must be"):
+        generate.generate(model, 2, meter=4)
+    with pytest.raises(DataError, match="adaptive must be"):
+        generate.generate(model, 2, adaptive="yes")
+    for field in ("min_notes", "step", "floor", "recovery"):
+        with pytest.raises(DataError, match=f"AdaptiveRule.{field} must be"):
+            generate.AdaptiveRule(**{field: float("nan")})
+    with pytest.raises(DataError, match=r"AdaptiveRule.floor must be a number in \(0, 1\]"):
+        generate.AdaptiveRule(floor=0.0)  # P(play) ** 0 = 1: every note would play
+
+
 def test_tiny_temperature_is_deterministic():
     """T -> 0 takes the likelier choice everywhere: the seed no longer matters."""
     model = tiny_model(2)
@@ -162,9 +187,10 @@ def test_tiny_temperature_is_deterministic():
 
 
 def test_huge_temperature_is_a_coin_toss(quiet_model):
-    """T -> infinity makes every probability 1/2, however sure the model is."""
+    """The largest temperature allowed (100) makes every probability about 1/2, however sure
+    the model is (here sigmoid(-5 / 100) = 0.49)."""
     states = generate.generate(
-        quiet_model, 40, batch_size=4, seed=1, temperature=1e4, adaptive=False
+        quiet_model, 40, batch_size=4, seed=1, temperature=100.0, adaptive=False
     )
     assert 0.4 < states[..., 0].mean() < 0.6
 
