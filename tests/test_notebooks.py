@@ -84,6 +84,23 @@ def test_parameters_cell_holds_only_literal_assignments(name: str) -> None:
 
 
 @pytest.mark.parametrize("name", NAMES)
+def test_papermill_reads_every_parameter(name: str) -> None:
+    # papermill parses the cell line by line (name = value  # help); a line it cannot parse
+    # (e.g. an "=" in the comment) still works when injected but is left out of `--help-notebook`.
+    papermill = pytest.importorskip("papermill")
+    code = _code_cells(_load(name))
+    assigned = []
+    for statement in ast.parse(_text(code[0]["source"])).body:
+        if isinstance(statement, ast.Assign | ast.AnnAssign):  # others fail the test above
+            targets = statement.targets if isinstance(statement, ast.Assign) else [statement.target]
+            for target in targets:
+                names = target.elts if isinstance(target, ast.Tuple) else [target]
+                assigned += [n.id for n in names if isinstance(n, ast.Name)]
+    seen = list(papermill.inspect_notebook(str(NOTEBOOKS_DIR / f"{name}.ipynb")))
+    assert seen == assigned, f"{name}: papermill reads {seen}, the cell assigns {assigned}"
+
+
+@pytest.mark.parametrize("name", NAMES)
 def test_setup_follows_parameters(name: str) -> None:
     code = _code_cells(_load(name))
     assert len(code) >= 2 and "notebook.setup(" in _text(code[1]["source"]), (
@@ -274,3 +291,50 @@ def test_papermill_01_with_three_steps_per_beat(tmp_path: Path) -> None:
     text = _all_output_text(nb)
     assert notebook.MODE_FAST in text
     assert "3 steps per beat" in text
+
+
+#: Notebook 04 with a model and a run small enough for seconds, at full size (no fast mode).
+TINY_04 = dict(
+    TIME_SIZES=[8],
+    NOTE_SIZES=[4],
+    SEGMENT_LENGTH=16,
+    BATCH_SIZE=2,
+    STEPS_PER_EPOCH=2,
+    EPOCHS=1,
+    MORE_EPOCHS=1,
+    VIEW_STEPS=16,
+    COMPOSE_STEPS=8,
+)
+
+#: What a new run of TINY_04 says: the run, then its continuation in section 6.
+NEW_THEN_RESUMED = ["new run: trained epochs 1-1", "resumed after epoch 1: trained epochs 2-2"]
+
+
+def _outcomes(nb: dict) -> list[str]:
+    """The lines in which `TrainResult.outcome` says what each training call did."""
+    pattern = r"^(new run: .*|resumed after epoch \d+: .*|already finished: .*)$"
+    return re.findall(pattern, _all_output_text(nb), re.MULTILINE)
+
+
+@pytest.mark.slow
+def test_papermill_04_changed_settings_start_a_new_run_and_same_settings_resume(tmp_path):
+    runs = tmp_path / "runs"
+    # A first run, then its continuation by MORE_EPOCHS in section 6 (a copy of it, resumed).
+    first = run_notebook("04_training", tmp_path / "a.ipynb", fast=False, RUNS_DIR=str(runs),
+                         LEARNING_RATE=0.001, **TINY_04)  # fmt: skip
+    assert notebook.MODE_FULL in _all_output_text(first)
+    assert _outcomes(first) == NEW_THEN_RESUMED
+    assert len(list(runs.iterdir())) == 2
+    # Another learning rate: a new run in new folders, not an error about the old train.json.
+    other = run_notebook("04_training", tmp_path / "b.ipynb", fast=False, RUNS_DIR=str(runs),
+                         LEARNING_RATE=0.002, **TINY_04)  # fmt: skip
+    assert _outcomes(other) == NEW_THEN_RESUMED
+    assert len(list(runs.iterdir())) == 4
+    # The first settings again: both runs are found finished, nothing is trained.
+    again = run_notebook("04_training", tmp_path / "c.ipynb", fast=False, RUNS_DIR=str(runs),
+                         LEARNING_RATE=0.001, **TINY_04)  # fmt: skip
+    outcomes = _outcomes(again)
+    assert len(outcomes) == 2 and all(o.startswith("already finished: ") for o in outcomes)
+    assert "has 1 epoch (" in outcomes[0] and "has 2 epochs (" in outcomes[1]
+    assert len(list(runs.iterdir())) == 4
+    assert "CHECKPOINT = " in _all_output_text(again)
