@@ -9,7 +9,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 FAST_ENV := MUSICUTILS_FAST=1 TF_CPP_MIN_LOG_LEVEL=3
 
-.PHONY: demo test lab lint bench venv clean
+.PHONY: demo test test-browser lab lint bench venv clean
 
 venv: $(STAMP)
 
@@ -26,10 +26,17 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m ruff check musicutils tests scripts benchmarks
-	$(FAST_ENV) $(PY) -m pytest -q -p no:cacheprovider --nbval-lax --nbval-current-env tests notebooks
+	$(FAST_ENV) $(PY) -m pytest -q -p no:cacheprovider --nbval-lax --nbval-current-env -m "not browser" tests notebooks
 
+# The five notebooks run from JupyterLab's menus in headless Chromium (Debian's `chromium`
+# package), with checks on the page and screenshots in out/browser/ (scripts/browser_check.py).
+test-browser: $(STAMP)
+	$(FAST_ENV) $(PY) -m pytest -q -p no:cacheprovider -m browser tests/test_browser_check.py
+	$(PY) scripts/browser_check.py
+
+# JupyterLab on notebooks/ (also as root); prints the URL to open. Same command as test-browser.
 lab: $(STAMP)
-	$(PY) -m jupyter lab --notebook-dir=notebooks
+	$(PY) scripts/lab.py
 
 lint: $(STAMP)
 	$(PY) -m ruff check musicutils tests scripts benchmarks
