@@ -244,6 +244,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--seed", type=InRange("seed"), default=0)
     p.add_argument("--strategy", choices=["default", "mirrored"], default="default")
+    p.add_argument(
+        "--precision",
+        choices=["float32", "bfloat16", "auto"],
+        default="float32",
+        help="of the matrix products (weights, LSTM cells and loss stay float32); auto: "
+        "bfloat16 where the CPU (avx512_bf16, AMX) or GPU (compute capability 8+) has it",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(handler=_cmd_train)
 
@@ -258,6 +265,12 @@ def build_parser() -> argparse.ArgumentParser:
         "the folder the run trained on (default valid), all for another folder",
     )
     p.add_argument("--batch-size", type=InRange("batch_size"), default=8)
+    p.add_argument(
+        "--precision",
+        choices=["float32", "bfloat16", "auto"],
+        default=None,
+        help="of the matrix products (default: the precision the model trained in)",
+    )
     p.set_defaults(handler=_cmd_evaluate)
 
     p = sub.add_parser("generate", help="compose new music with a trained model")
@@ -288,6 +301,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--png", action="store_true", help="also write a piano-roll PNG")
     p.add_argument("--wav", action="store_true", help="also write a WAV rendering")
+    p.add_argument(
+        "--precision",
+        choices=["float32", "bfloat16", "auto"],
+        default=None,
+        help="of the matrix products (default: the precision the model trained in)",
+    )
     p.set_defaults(handler=_cmd_generate)
 
     return parser

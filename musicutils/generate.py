@@ -32,6 +32,7 @@ same seed (and the adaptive rule off) composes its steps P, P+1, ... again.
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import time
 from dataclasses import dataclass
@@ -171,16 +172,20 @@ XLA_MODES = ("notes", "all", "off")
 
 
 class _Sampler:
-    """The traced sampling functions of one model (built once, reused by every call)."""
+    """The traced sampling functions of one model and precision (built once, reused by every
+    call). They are traced with `model.precision` set to `precision`, whatever the model's own
+    setting is at the time."""
 
-    def __init__(self, model, xla: str):
+    def __init__(self, model, xla: str, precision: str = "float32"):
         if xla not in XLA_MODES:
             raise ValueError(f"xla must be one of {XLA_MODES}, got {xla!r}")
         self.model = model
+        self.precision = precision
         self.n_notes = int(model.n_notes)
         self.note_loop = (
             tf.function(self._note_loop, jit_compile=True) if xla == "notes" else self._note_loop
         )
+        self._loop = self._traced_in_precision(self._loop)
         carry_spec = tf.nest.map_structure(
             lambda t: tf.TensorSpec([None, *t.shape[1:]], t.dtype), model.initial_time_carry(1)
         )
@@ -199,12 +204,23 @@ class _Sampler:
             ],
         )
         self.prime = tf.function(
-            lambda state, beat: model.time_axis(state, beat)[1],
+            self._traced_in_precision(lambda state, beat: model.time_axis(state, beat)[1]),
             input_signature=[
                 tf.TensorSpec([None, None, self.n_notes, 2], tf.float32),
                 tf.TensorSpec([None, None], tf.int32),
             ],
         )
+
+    def _traced_in_precision(self, function):
+        """`function` run (so traced) with the model's matrix products in `self.precision`."""
+        from .model import use_precision
+
+        @functools.wraps(function)
+        def traced(*args):
+            with use_precision(self.model, self.precision):
+                return function(*args)
+
+        return traced
 
     def _note_loop(self, note_inputs, uniforms, inv_temperature, exponent, prev_state):
         """Sample the N notes of one step, lowest first: note_inputs (B, N, G) -> (B, N, 2).
@@ -266,8 +282,9 @@ class _Sampler:
         return tf.transpose(states.stack(), [1, 0, 2, 3])  # (B, T, N, 2)
 
 
-def _sampler(model, xla: str) -> _Sampler:
-    """The model's sampler for this XLA mode, built on first use and kept on the model.
+def _sampler(model, xla: str, precision: str | None = None) -> _Sampler:
+    """The model's sampler for this XLA mode and precision (None: `model.precision`), built on
+    first use and kept on the model.
 
     Stored with object.__setattr__ so that Keras does not track it as part of the model (it
     holds no weights); the model <-> sampler cycle is collected with the model.
@@ -276,9 +293,15 @@ def _sampler(model, xla: str) -> _Sampler:
     if per_model is None:
         per_model = {}
         object.__setattr__(model, "_musicutils_samplers", per_model)
-    if xla not in per_model:
-        per_model[xla] = _Sampler(model, xla)
-    return per_model[xla]
+    if precision is None:
+        precision = getattr(model, "precision", "float32")
+    else:
+        from .model import resolve_precision
+
+        precision = resolve_precision(precision)
+    if (xla, precision) not in per_model:
+        per_model[xla, precision] = _Sampler(model, xla, precision)
+    return per_model[xla, precision]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -384,6 +407,7 @@ def generate(
     steps_per_beat: int | None = None,
     include_primer: bool = False,
     xla: str = "notes",
+    precision: str | None = None,
 ) -> np.ndarray:
     """Compose `batch_size` pieces of `steps` time steps: uint8 (B, steps, N, 2).
 
@@ -406,6 +430,8 @@ def generate(
             the new steps instead of the new steps only.
         xla: which part of the loop XLA compiles, one of `XLA_MODES` ("notes": the note loop,
             fastest on CPU; "all"; "off"). The music is the same in every mode.
+        precision: of the model's matrix products: "float32", "bfloat16" or "auto"
+            (`model.resolve_precision`); None (default) keeps the model's own `precision`.
 
     Returns:
         uint8 (B, T, N, 2) with T = steps (+ P with include_primer); articulate implies play.
@@ -414,7 +440,7 @@ def generate(
         steps, batch_size, temperature, seed, meter, steps_per_beat, adaptive
     )
     spb = _model_steps_per_beat(model, steps_per_beat)
-    sampler = _sampler(model, xla)
+    sampler = _sampler(model, xla, precision)
     n_notes = sampler.n_notes
 
     if primer is None:
@@ -459,6 +485,7 @@ def generate_reference(
     seed: int | None = None,
     meter: tuple[int, int] = (4, 4),
     steps_per_beat: int | None = None,
+    precision: str | None = None,
 ) -> np.ndarray:
     """The same sampler written naively: a Python loop calling the model's step API eagerly.
 
@@ -469,6 +496,20 @@ def generate_reference(
     steps, batch_size, temperature, seed, meter, steps_per_beat, rule = _checked_arguments(
         steps, batch_size, temperature, seed, meter, steps_per_beat, adaptive
     )
+    if precision is not None:  # run the whole loop in that precision, then restore the model's
+        from .model import use_precision
+
+        with use_precision(model, precision):
+            return generate_reference(
+                model,
+                steps,
+                batch_size=batch_size,
+                temperature=temperature,
+                adaptive=rule or False,
+                seed=seed,
+                meter=meter,
+                steps_per_beat=steps_per_beat,
+            )
     n_notes = int(model.n_notes)
     seed_t = _seed_tensor(seed)
     inv_t = tf.constant(1.0 / temperature, tf.float32)
@@ -594,6 +635,7 @@ def generate_from_args(args: argparse.Namespace) -> list[Path]:
         adaptive=args.adaptive,
         seed=seed,
         include_primer=primer is not None,
+        precision=getattr(args, "precision", None),
     )
     seconds = time.perf_counter() - started
     written = save_compositions(

@@ -96,6 +96,7 @@ class TrainSettings:
     patience: int = 10
     seed: int = 0
     strategy: str = "default"
+    precision: str = "float32"
     verbose: int = 1
     time_limit: float | None = None
 
@@ -217,13 +218,21 @@ def _sums_fn(model):
 
 
 def evaluate(
-    model, pieces: list[Piece], *, batch_size: int = 8, max_steps: int = 4096, _sums=None
+    model,
+    pieces: list[Piece],
+    *,
+    batch_size: int = 8,
+    max_steps: int = 4096,
+    precision: str | None = None,
+    _sums=None,
 ) -> dict:
     """Negative log-likelihood of whole pieces under a model, in nats per time step.
 
     Each piece is scored from its first step (a silent step assumed before it) to its last;
     pieces are batched with padding (`datasets.padded_batches`) and the padded steps masked.
-    The per-step figure pools all steps: total NLL / total steps.
+    The per-step figure pools all steps: total NLL / total steps. `precision` ("float32",
+    "bfloat16", "auto") runs the model's matrix products in that precision for this call;
+    None keeps the model's own.
 
     Returns:
         {"nll": play + articulation, "play_nll": play bits only, "steps": steps scored,
@@ -238,6 +247,9 @@ def evaluate(
             f"the model covers MIDI {model.lowest}..{model.lowest + model.n_notes - 1} but the "
             f"data {lowest}..{lowest + n_notes - 1}"
         )
+    if precision is not None and _checked_precision(precision) != model.precision:
+        with model_lib.use_precision(model, precision):  # traced anew, in that precision
+            return evaluate(model, pieces, batch_size=batch_size, max_steps=max_steps)
     sums = _sums or _sums_fn(model)
     play = articulate = steps = 0.0
     for state, beat, mask in datasets.padded_batches(
@@ -366,6 +378,15 @@ def run_folder(root: str | os.PathLike, settings: dict) -> Path:
         key[name] = _canonical(settings.get(name, default), default)
     text = json.dumps(key, sort_keys=True, default=str)
     return Path(root) / f"run-{hashlib.sha256(text.encode()).hexdigest()[:10]}"
+
+
+def _checked_precision(precision: str, *, resolve: bool = True) -> str:
+    """`precision` checked (a DataError unless float32, bfloat16 or auto), and with `resolve`
+    "auto" made the precision this machine runs (`model.resolve_precision`)."""
+    choices = (*model_lib.PRECISIONS, "auto")
+    if precision not in choices:
+        raise DataError(f"precision must be one of {', '.join(choices)}, got {precision!r}")
+    return model_lib.resolve_precision(precision) if resolve else precision
 
 
 def make_strategy(name: str):
@@ -586,6 +607,7 @@ def train(
     patience: int = 10,
     seed: int = 0,
     strategy: str = "default",
+    precision: str = "float32",
     verbose: int = 1,
     time_limit: float | None = None,
 ) -> TrainResult:
@@ -618,6 +640,10 @@ def train(
             masks (through `keras.utils.set_random_seed`, which also reseeds Python's, NumPy's
             and TensorFlow's global generators).
         strategy: "default" or "mirrored" (`make_strategy`).
+        precision: of the LSTMs' matrix products: "float32" (default), "bfloat16" (the weights,
+            the LSTM cell and the loss stay float32; `model.matmul`) or "auto" (bfloat16 where
+            the machine multiplies it natively, `model.resolve_precision`). train.json keeps
+            the value given; the model's config.json the precision it ran.
         verbose: 0 silent, 1 progress bar and summaries, 2 one line per epoch.
         time_limit: wall-clock budget of this call in seconds, or None. Training stops after
             the last epoch that is expected to finish within it (judged by the previous
@@ -648,6 +674,7 @@ def train(
         patience=checked("patience", patience),
         seed=checked("seed", seed),
         strategy=str(strategy),
+        precision=_checked_precision(str(precision), resolve=False),
         verbose=int(verbose),
         time_limit=None if time_limit is None else checked("time_limit", time_limit),
     )
@@ -716,6 +743,7 @@ def train(
             seed=settings.seed,
             steps_per_beat=pieces["train"][0].steps_per_beat,
             chord_below=settings.chord_below,
+            precision=_checked_precision(settings.precision),
         )
         model.compile(
             optimizer=keras.optimizers.Adam(
@@ -784,6 +812,7 @@ def train_from_args(args) -> TrainResult:
         patience=args.patience,
         seed=args.seed,
         strategy=args.strategy,
+        precision=args.precision,
         verbose=0 if args.quiet else 1,
     )
     if result.best_val_nll is not None:
@@ -806,8 +835,10 @@ def evaluate_checkpoint(
     *,
     split: str | None = None,
     batch_size: int = 8,
+    precision: str | None = None,
 ) -> dict:
-    """Score a run folder's model on data (see `evaluate_from_args` for which pieces).
+    """Score a run folder's model on data (see `evaluate_from_args` for which pieces), with its
+    matrix products in `precision` (None: the precision the model was trained in).
 
     Returns:
         `evaluate`'s dict plus "split" (the pieces scored, in words) and "derived" (True when
@@ -851,7 +882,7 @@ def evaluate_checkpoint(
             verbose=0,
         )[split]
         what, derived = f"{path}, {split} pieces", False
-    scores = evaluate(model, pieces, batch_size=batch_size)
+    scores = evaluate(model, pieces, batch_size=batch_size, precision=precision)
     return {**scores, "split": what, "derived": derived}
 
 
@@ -875,7 +906,11 @@ def evaluate_from_args(args) -> dict:
     `nll_per_step=X` (play bits, the benchmark figure).
     """
     scores = evaluate_checkpoint(
-        args.checkpoint, args.data, split=args.split, batch_size=args.batch_size
+        args.checkpoint,
+        args.data,
+        split=args.split,
+        batch_size=args.batch_size,
+        precision=getattr(args, "precision", None),
     )
     print(f"data: {scores['split']}: {scores['pieces']} pieces, {scores['steps']} steps")
     print(

@@ -441,6 +441,47 @@ print("val_nll", result.history[0]["val_nll"], result.history[-1]["val_nll"])
     assert (tmp_path / "run" / "model.weights.h5").exists()
 
 
+@pytest.mark.slow
+def test_bfloat16_run_learns_and_keeps_its_precision(tmp_path):
+    result = train.train(CHORALES, tmp_path / "run", epochs=2, precision="bfloat16", **TINY)
+    run_dir = result.run_dir
+    assert json.loads((run_dir / "train.json").read_text())["precision"] == "bfloat16"
+    assert json.loads((run_dir / "config.json").read_text())["precision"] == "bfloat16"
+    assert result.model.precision == "bfloat16"
+    assert result.history[-1]["val_nll"] < result.history[0]["val_nll"]
+    with pytest.raises(CheckpointError, match="precision='bfloat16', not 'float32'"):
+        train.train(CHORALES, run_dir, epochs=3, **TINY)  # resumed without --precision
+    # the same weights scored both ways: bfloat16 rounding moves the NLL by well under 1 %
+    half = train.evaluate_checkpoint(run_dir, CHORALES)
+    single = train.evaluate_checkpoint(run_dir, CHORALES, precision="float32")
+    assert 0 < abs(half["nll"] - single["nll"]) < 0.01 * single["nll"]
+
+
+def test_run_from_before_precision_existed_resumes_in_float32(trained):
+    path = trained.run_dir / "train.json"
+    stored = json.loads(path.read_text())
+    assert stored["precision"] == "float32"
+    path.write_text(json.dumps({k: v for k, v in stored.items() if k != "precision"}))
+    again = train.train(CHORALES, trained.run_dir, epochs=4, **TINY)
+    assert again.epochs_completed == 4 and again.model.precision == "float32"
+
+
+def test_unknown_precision_is_refused(tmp_path, capsys):
+    with pytest.raises(DataError, match="precision must be one of float32, bfloat16, auto"):
+        train.train(CHORALES, tmp_path / "run", precision="float16", **TINY)
+    assert not (tmp_path / "run").exists()
+    args = cli.build_parser().parse_args(
+        ["train", "--data", "d", "--out", "o", "--precision", "bfloat16"]
+    )
+    assert args.precision == "bfloat16"
+    evaluate_args = ["evaluate", "--checkpoint", "c", "--data", "d"]
+    assert cli.build_parser().parse_args(evaluate_args).precision is None  # the model's own
+    with pytest.raises(SystemExit) as exit_info:
+        cli.build_parser().parse_args(["generate", "--out", "x.mid", "--precision", "half"])
+    assert exit_info.value.code == 2
+    assert "precision" in capsys.readouterr().err
+
+
 # ---------------------------------------------------------------------------------------------
 # Bad values: every number in its range (musicutils/_checks.py), refused before any file is made.
 
