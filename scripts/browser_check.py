@@ -60,10 +60,10 @@ CHROMIUM_ARGS = [
 ]
 #: JupyterLab settings for the test only: no autosave (the run must not write the notebooks),
 #: every cell in the DOM (no windowing, so the page can be checked and photographed whole), no
-#: news pop-up over the page.
+#: blank page after the last cell, no news pop-up over the page.
 LAB_SETTINGS = {
     "@jupyterlab/docmanager-extension/plugin": {"autosave": False},
-    "@jupyterlab/notebook-extension/tracker": {"windowingMode": "none"},
+    "@jupyterlab/notebook-extension/tracker": {"windowingMode": "none", "scrollPastEnd": False},
     "@jupyterlab/apputils-extension/notification": {
         "fetchNews": "false",
         "checkForUpdates": False,
@@ -313,16 +313,30 @@ def _kernel_idle(server: LabServer, name: str) -> bool:
     return bool(kernel and kernel["execution_state"] == "idle" and kernel["connections"] > 0)
 
 
+#: How much of the notebook lies below the visible part, in CSS pixels.
+_OVERFLOW_JS = """() => {
+  const scroller = document.querySelector(
+    '.jp-NotebookPanel:not(.lm-mod-hidden) .jp-WindowedPanel-outer');
+  return scroller ? scroller.scrollHeight - scroller.clientHeight : 0;
+}"""
+
+
 def _screenshot(page, path: Path) -> None:
-    """The whole notebook: grow the viewport to the notebook's height, then photograph the page."""
-    height = page.evaluate(
-        """() => {
-          const scroller = document.querySelector(
-            '.jp-NotebookPanel:not(.lm-mod-hidden) .jp-WindowedPanel-outer');
-          return scroller ? scroller.scrollHeight - scroller.clientHeight : 0;
-        }"""
-    )
-    tall = min(VIEWPORT["height"] + int(height) + 40, MAX_SCREENSHOT_HEIGHT)
+    """The whole notebook in one picture: grow the viewport by the part of the notebook that is
+    scrolled out of view (shrinking the notebook with CSS zoom when that would be taller than
+    Chromium can draw), show it from its top, photograph the page."""
+    overflow = page.evaluate(_OVERFLOW_JS)
+    if VIEWPORT["height"] + overflow > MAX_SCREENSHOT_HEIGHT:
+        zoom = MAX_SCREENSHOT_HEIGHT / (VIEWPORT["height"] + overflow + 200)
+        page.evaluate(
+            """zoom => document.querySelectorAll(
+                 '.jp-NotebookPanel:not(.lm-mod-hidden) .jp-WindowedPanel-viewport')
+                 .forEach(v => { v.style.zoom = zoom; })""",
+            zoom,
+        )
+        page.wait_for_timeout(500)
+        overflow = page.evaluate(_OVERFLOW_JS)
+    tall = min(VIEWPORT["height"] + int(overflow), MAX_SCREENSHOT_HEIGHT)
     page.set_viewport_size({"width": VIEWPORT["width"], "height": tall})
     page.wait_for_timeout(500)  # let the layout settle at the new size
     page.evaluate(  # Run All leaves the last cell in view: show the notebook from its top
@@ -375,20 +389,28 @@ def run_notebook(context, server: LabServer, name: str, out_dir: Path, timeout: 
     started = time.monotonic()
     page = context.new_page()
     page.set_viewport_size(VIEWPORT)
+    step = "opening the notebook"
     try:
-        page.goto(server.url(f"lab/tree/{name}"), wait_until="domcontentloaded")
+        # A workspace of its own: JupyterLab must not reopen the notebooks of earlier pages.
+        workspace = re.sub(r"\W", "-", Path(name).stem)
+        page.goto(server.url(f"lab/workspaces/{workspace}/tree/{name}"))
         page.wait_for_selector(".jp-NotebookPanel .jp-Notebook .jp-Cell", timeout=120_000)
 
         def kernel_ready():
             _accept_dialogs(page)
             return _kernel_idle(server, name)
 
+        step = "starting the kernel"
         _wait(kernel_ready, 120, "the kernel to start")
+        step = "clicking through the menus"
         # Close the file browser as a person would (click its tab): the notebook gets the width.
-        page.click(".jp-SideBar.jp-mod-left .lm-TabBar-tab.lm-mod-current")
+        open_tab = page.query_selector(".jp-SideBar.jp-mod-left .lm-TabBar-tab.lm-mod-current")
+        if open_tab is not None:
+            open_tab.click()
         _menu(page, "Edit", "Clear Outputs of All Cells")
         _menu(page, "Run", "Run All Cells")
 
+        step = "running all cells"
         idle_polls = 0
 
         def finished():
@@ -407,7 +429,7 @@ def run_notebook(context, server: LabServer, name: str, out_dir: Path, timeout: 
             f"{sum(c['audio'] for c in cells)} audio players"
         )
     except Exception as exc:  # a timeout or a page that never came up: report, photograph
-        result.failures.append(f"{type(exc).__name__}: {str(exc).splitlines()[0]}")
+        result.failures.append(f"{step}: {type(exc).__name__}: {str(exc).splitlines()[0]}")
     finally:
         result.seconds = time.monotonic() - started
         try:
