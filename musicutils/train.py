@@ -134,7 +134,7 @@ class TrainResult:
             why = "early stopping ended it" if self.stopped_early else "no epoch left to train"
             return (
                 f"already finished: the run in {self.run_dir.name} has {self.epochs_completed} "
-                f"epochs ({why})"
+                f"epoch{'' if self.epochs_completed == 1 else 's'} ({why})"
             )
         epochs = f"trained epochs {self.resumed_from + 1}-{self.epochs_completed}"
         if self.resumed_from == 0:
