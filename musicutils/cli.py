@@ -243,7 +243,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="early stopping: epochs without validation improvement",
     )
     p.add_argument("--seed", type=InRange("seed"), default=0)
-    p.add_argument("--strategy", choices=["default", "mirrored"], default="default")
+    p.add_argument(
+        "--strategy",
+        choices=["default", "mirrored", "multiworker"],
+        default="default",
+        help="multiworker: train on several machines, the same command on each, with TF_CONFIG "
+        "naming them (README)",
+    )
     p.add_argument(
         "--precision",
         choices=["float32", "bfloat16", "auto"],

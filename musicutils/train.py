@@ -33,10 +33,14 @@ so their numbers are comparable between epochs and runs.
 
 from __future__ import annotations
 
+import atexit
 import csv
+import functools
 import io
 import json
 import os
+import shutil
+import tempfile
 import time
 import warnings
 from contextlib import contextmanager
@@ -400,7 +404,163 @@ def make_strategy(name: str):
             return tf.distribute.MirroredStrategy()
         cpus = [d.name for d in tf.config.list_logical_devices("CPU")]
         return tf.distribute.MirroredStrategy(devices=cpus)
-    raise DataError(f"unknown strategy {name!r}; use 'default' or 'mirrored'")
+    if name == "multiworker":
+        return _multiworker_strategy()
+    raise DataError(f"unknown strategy {name!r}; use 'default', 'mirrored' or 'multiworker'")
+
+
+_MULTIWORKER = None
+
+
+def _multiworker_strategy():
+    """ "multiworker": `tf.distribute.MultiWorkerMirroredStrategy` over the machines TF_CONFIG
+    names; one per process (TensorFlow wants it made before any other op), kept here."""
+    global _MULTIWORKER
+    if _MULTIWORKER is None:
+        if not os.environ.get("TF_CONFIG"):
+            raise DataError(
+                "strategy multiworker needs TF_CONFIG: the workers' host:port list and this "
+                "machine's index in it (README, Training on several machines)"
+            )
+        _MULTIWORKER = tf.distribute.MultiWorkerMirroredStrategy()
+    return _MULTIWORKER
+
+
+def _writes_run_folder(settings: TrainSettings) -> bool:
+    """False on the workers of a multiworker run that are not the chief (TF_CONFIG's "chief",
+    else worker 0): they train alike but write nothing into RUN_DIR."""
+    if settings.strategy != "multiworker":
+        return True
+    return bool(_multiworker_strategy().extended.should_checkpoint)
+
+
+def _from_chief(strategy, value) -> np.ndarray:
+    """`value` (numbers, float64-exact) as the chief holds it, on every worker: one all-reduce
+    to which only the first replica (on the chief) contributes."""
+    local = tf.constant(np.asarray(value, np.float64))
+
+    def contribution():
+        first = tf.equal(tf.distribute.get_replica_context().replica_id_in_sync_group, 0)
+        return local * tf.cast(first, local.dtype)
+
+    total = strategy.reduce(tf.distribute.ReduceOp.SUM, strategy.run(contribution), axis=None)
+    return total.numpy()
+
+
+def _sync_from_chief(strategy, model) -> None:
+    """Give every worker the chief's weights and optimizer state: the chief may have resumed
+    from its run folder, which the other machines need not see."""
+    if not model.optimizer.built:
+        with strategy.scope():
+            model.optimizer.build(model.trainable_variables)
+    for variable in [*model.variables, *model.optimizer.variables]:
+        value = _from_chief(strategy, variable.numpy())
+        variable.assign(tf.cast(value, variable.dtype))
+
+
+def _worker_seed(seed: int, worker: int, workers: int) -> int:
+    """The data seed of one worker's share of each batch (`seed` itself on a single machine)."""
+    if workers == 1:
+        return seed
+    return int(np.random.SeedSequence([seed, worker]).generate_state(1)[0] % 2**31)
+
+
+def _fit_function(model, strategy, sampler, settings):
+    """`model.fit`, or under the multiworker strategy `_fit_multiworker` with the same call."""
+    if settings.strategy != "multiworker":
+        return model.fit
+    return functools.partial(_fit_multiworker, model, strategy, sampler, settings)
+
+
+def _fit_multiworker(
+    model,
+    strategy,
+    sampler,
+    settings,
+    train_data,
+    *,
+    epochs,
+    initial_epoch,
+    steps_per_epoch,
+    callbacks,
+    shuffle=False,
+    verbose=1,
+):
+    """`model.fit` under MultiWorkerMirroredStrategy, written out.
+
+    Keras 3.15's own fit fails under this strategy (it averages the scalar logs along an axis
+    they lack; tensorflow/tensorflow#72388), so this is its loop: each worker draws its own
+    share of every batch (`sampler.dataset` with a per-worker seed, `_worker_seed`: the data
+    stay a function of (seed, batch number), so a resumed run draws what the uninterrupted one
+    would), the optimizer sums the replicas' gradients (each replica's loss is its share's mean
+    over real steps, divided by the number of replicas), and the logs are averaged over the
+    workers. After each epoch the chief's decision to stop (early stopping, the time limit)
+    holds for every worker. `train_data` (the one-machine stream) and `shuffle` are unused.
+    """
+    del train_data, shuffle
+    replicas = strategy.num_replicas_in_sync
+    if settings.batch_size % replicas:
+        raise DataError(
+            f"batch-size {settings.batch_size} does not split evenly over the {replicas} "
+            "replicas of the workers; use a multiple of it"
+        )
+    first_batch = initial_epoch * steps_per_epoch
+
+    def worker_data(context):
+        seed = _worker_seed(settings.seed, context.input_pipeline_id, context.num_input_pipelines)
+        return sampler.dataset(
+            context.get_per_replica_batch_size(settings.batch_size),
+            seed=seed,
+            transpose=settings.transpose,
+            first_batch=first_batch,
+        )
+
+    batches = iter(strategy.distribute_datasets_from_function(worker_data))
+    variables = model.trainable_variables
+
+    def replica_step(inputs, state, weight=None):
+        with tf.GradientTape() as tape:
+            logits = model(inputs, training=True)
+            play, articulate = model_lib.nats_of_each_step(state, logits)  # (b, T) each
+            weight = tf.ones_like(play) if weight is None else tf.cast(weight, play.dtype)
+            steps = tf.maximum(tf.reduce_sum(weight), 1.0)
+            loss = tf.reduce_sum((play + articulate) * weight) / steps
+            scaled = loss / replicas  # the optimizer sums the replicas' gradients
+        gradients = tape.gradient(scaled, variables)
+        model.optimizer.apply_gradients(zip(gradients, variables, strict=True))
+        return loss, tf.reduce_sum(play * weight) / steps
+
+    @tf.function
+    def train_step(batch):
+        results = strategy.run(replica_step, args=tuple(batch))
+        return [strategy.reduce(tf.distribute.ReduceOp.MEAN, r, axis=None) for r in results]
+
+    callback_list = keras.callbacks.CallbackList(
+        callbacks,
+        add_progbar=verbose != 0,
+        model=model,
+        epochs=epochs,
+        steps=steps_per_epoch,
+        verbose=verbose,
+    )
+    model.stop_training = False
+    logs = {}
+    callback_list.on_train_begin()
+    for epoch in range(initial_epoch, epochs):
+        callback_list.on_epoch_begin(epoch)
+        totals = np.zeros(2)
+        for index in range(steps_per_epoch):
+            callback_list.on_train_batch_begin(index)
+            totals += [float(value) for value in train_step(next(batches))]
+            logs = {"loss": totals[0] / (index + 1), "play_nll": totals[1] / (index + 1)}
+            callback_list.on_train_batch_end(index, logs)
+            if model.stop_training:  # the same on every worker: the loss is averaged
+                break
+        callback_list.on_epoch_end(epoch, logs)
+        model.stop_training = bool(_from_chief(strategy, float(model.stop_training)))
+        if model.stop_training:
+            break
+    callback_list.on_train_end(logs)
 
 
 class _RunCallback(keras.callbacks.Callback):
@@ -639,7 +799,11 @@ def train(
         seed: seeds the split, the weights' initialisation, the data stream and the dropout
             masks (through `keras.utils.set_random_seed`, which also reseeds Python's, NumPy's
             and TensorFlow's global generators).
-        strategy: "default" or "mirrored" (`make_strategy`).
+        strategy: "default", "mirrored" or "multiworker" (`make_strategy`). With
+            "multiworker" run the same call on every machine with its TF_CONFIG: the global
+            batch is split over the workers, each draws its own share, and only the chief
+            (worker 0) validates and writes `out`; the others keep their files in a temporary
+            folder removed when the process exits, and return its path.
         precision: of the LSTMs' matrix products: "float32" (default), "bfloat16" (the weights,
             the LSTM cell and the loss stay float32; `model.matmul`) or "auto" (bfloat16 where
             the machine multiplies it natively, `model.resolve_precision`). train.json keeps
@@ -655,6 +819,11 @@ def train(
 
     started = time.perf_counter()
     run_dir = Path(out)
+    if strategy == "multiworker" and not _multiworker_strategy().extended.should_checkpoint:
+        # Not the chief: train alike, but write into a folder of its own, removed at exit.
+        scratch = tempfile.mkdtemp(prefix="musicutils-worker-")
+        atexit.register(shutil.rmtree, scratch, ignore_errors=True)
+        run_dir = Path(scratch) / "run"
     # Every number in its range (`_checks.RANGES`, shared with the CLI): NaN, infinities and
     # seeds NumPy cannot take are refused here, before anything is read or written.
     settings = TrainSettings(
@@ -684,6 +853,8 @@ def train(
     )
     sampler = datasets.SegmentSampler(pieces["train"], settings.segment_length)
     valid = pieces["valid"]
+    if not _writes_run_folder(settings):
+        valid = []  # the chief validates and decides when to stop (`_fit_multiworker`)
     if valid:
         datasets.check_compatible(valid + pieces["train"], "training and validation data")
     if verbose:
@@ -708,7 +879,10 @@ def train(
     _write_atomic(run_dir / "log.csv", _log_text(state["rows"]))
 
     def finished(stopped: bool) -> TrainResult:
-        best_model = model_lib.load_model(run_dir)
+        if not (run_dir / model_lib.CONFIG_FILE).exists() and not _writes_run_folder(settings):
+            best_model = None  # a worker that had nothing left to train
+        else:
+            best_model = model_lib.load_model(run_dir)
         return TrainResult(
             run_dir=run_dir,
             history=state["rows"],
@@ -721,6 +895,9 @@ def train(
         )
 
     stopped = bool(valid) and state["wait"] >= settings.patience
+    if settings.strategy == "multiworker":  # every worker starts where the chief's folder is
+        epoch, stopped = _from_chief(_multiworker_strategy(), [state["epoch"], stopped])
+        state["epoch"], stopped = int(epoch), bool(stopped)
     if state["epoch"] >= settings.epochs or stopped:
         if verbose:
             why = "stopped early" if stopped else f"all {settings.epochs} epochs done"
@@ -759,6 +936,8 @@ def train(
         if state["weights"]:
             model.optimizer.build(model.trainable_variables)
             model.load_weights(run_dir / "backup" / state["weights"])
+    if settings.strategy == "multiworker":
+        _sync_from_chief(distribution, model)
     if verbose and resumed_from:
         print(f"resuming {run_dir} after epoch {resumed_from}")
 
@@ -780,7 +959,7 @@ def train(
         deadline,
     )
     state["stopped_early"] = False  # a resumed run (say, with more patience) starts afresh
-    model.fit(
+    _fit_function(model, distribution, sampler, settings)(
         train_data,
         epochs=settings.epochs,
         initial_epoch=state["epoch"],
