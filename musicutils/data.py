@@ -1,12 +1,20 @@
-"""Corpus loading: a folder of MIDI files -> a list of `Piece`s, cached as .npz.
+"""Corpus loading: a folder of MIDI files -> a list of `Piece`s, cached on disk.
 
     corpus = load_corpus(bundled_chorales_dir())
     print(corpus.summary())
 
 Bad files are skipped and reported (`Corpus.errors`), never fatal: one broken download must
 not cost the other thousand pieces. Parsing is cached so the second load of a folder is fast;
-the cache is a plain .npz (no pickle) keyed on every file's path, size and modification time,
-the read parameters and the reader's own source code, so any change re-parses.
+the cache (no pickle) is keyed on every file's path, size and modification time, the read
+parameters and the reader's own source code, so any change re-parses.
+
+Large folders. Parsing streams: each piece's note states go to the cache's states file as soon
+as the file is read, so one piece at a time is in memory, and a load (cold or warm) hands out
+pieces whose states are views into that file, memory-mapped read-only: the pages of a piece
+are read when it is used, and the operating system can drop them again. The cost of a load is
+the metadata (a few hundred bytes per piece), not the music (benchmarks/bench_corpus.py).
+Without a cache (`cache=False`, or a cache folder that cannot be written) the pieces are
+parsed into memory as before.
 
 No TensorFlow here (training segments and tf.data live in `musicutils.datasets`).
 """
@@ -42,7 +50,7 @@ __all__ = [
 BUNDLED_CHORALES = package_folder(CHORALES_PACKAGE)
 
 MIDI_SUFFIXES = (".mid", ".midi")
-_CACHE_FORMAT = 1
+_CACHE_FORMAT = 2
 
 
 def bundled_chorales_dir() -> Path:
@@ -76,7 +84,7 @@ class Corpus:
         paths: the file each piece came from (same order as `pieces`).
         errors: (path, reason) for every file that was skipped.
         folder: the folder that was read.
-        from_cache: True when the pieces came from the .npz cache.
+        from_cache: True when the pieces came from the cache (parsed on an earlier load).
     """
 
     pieces: list[midi.Piece] = field(default_factory=list)
@@ -187,11 +195,13 @@ def load_corpus(
         cache_path = Path(cache_dir) if cache_dir is not None else default_cache_dir()
         cache_path = cache_path / f"corpus-{_cache_key(folder, paths, params)}.npz"
         corpus = _load_cache(cache_path)
+        if corpus is None:
+            corpus = _parse_into_cache(paths, params, cache_path, progress)
         if corpus is not None:
             corpus.folder = folder
             return corpus
 
-    corpus = Corpus(folder=folder)
+    corpus = Corpus(folder=folder)  # no cache: every piece in memory
     for path in _progress(paths, progress):
         try:
             piece = midi.read(path, **params)
@@ -200,8 +210,6 @@ def load_corpus(
             continue
         corpus.pieces.append(piece)
         corpus.paths.append(path)
-    if cache_path is not None:
-        _save_cache(corpus, cache_path)
     return corpus
 
 
@@ -225,9 +233,11 @@ def _reason(exc: BaseException, path: Path) -> str:
 
 
 # ---------------------------------------------------------------------------------------------
-# The cache: one .npz per (folder contents, read parameters, reader version).
-# Arrays: states (sum T, N, 2) uint8 concatenated along time, offsets (P + 1,) int64, and
-# JSON strings (unicode arrays, never object arrays) for each piece's metadata and the errors.
+# The cache, per (folder contents, read parameters, reader version): corpus-KEY.states, every
+# piece's states (sum T, N, 2) uint8 back to back, raw, memory-mapped on load; and
+# corpus-KEY.npz, the index: offsets (P + 1,) int64 into the states, n_notes, and JSON strings
+# (unicode arrays, never object arrays) for each piece's metadata and the errors. The index is
+# written last: it is the commit point (a states file without a matching index is rewritten).
 
 
 def _cache_key(folder: Path, paths: list[Path], params: dict) -> str:
@@ -250,53 +260,79 @@ def _cache_key(folder: Path, paths: list[Path], params: dict) -> str:
     return digest.hexdigest()[:24]
 
 
-def _save_cache(corpus: Corpus, cache_path: Path) -> None:
-    """Write the cache atomically; any file-system failure (read-only, full) just skips it."""
-    pieces = corpus.pieces
-    n_notes = pieces[0].n_notes if pieces else 0
-    states = (
-        np.concatenate([p.state for p in pieces]) if pieces else np.zeros((0, n_notes, 2), np.uint8)
+def _states_path(cache_path: Path) -> Path:
+    return cache_path.with_suffix(".states")
+
+
+def _piece_meta(piece: midi.Piece, path: Path) -> str:
+    return json.dumps(
+        {
+            "lowest": piece.lowest,
+            "steps_per_beat": piece.steps_per_beat,
+            "tempos": piece.tempos,
+            "meters": piece.meters,
+            "name": piece.name,
+            "ticks_per_beat": piece.ticks_per_beat,
+            "dropped_notes": piece.dropped_notes,
+            "path": str(path),
+        }
     )
-    offsets = np.cumsum([0] + [p.n_steps for p in pieces]).astype(np.int64)
-    meta = [
-        json.dumps(
-            {
-                "lowest": p.lowest,
-                "steps_per_beat": p.steps_per_beat,
-                "tempos": p.tempos,
-                "meters": p.meters,
-                "name": p.name,
-                "ticks_per_beat": p.ticks_per_beat,
-                "dropped_notes": p.dropped_notes,
-                "path": str(path),
-            }
-        )
-        for p, path in zip(pieces, corpus.paths, strict=True)
-    ]
-    errors = [json.dumps(list(e)) for e in corpus.errors]
+
+
+def _parse_into_cache(
+    paths: list[Path], params: dict, cache_path: Path, progress: bool
+) -> Corpus | None:
+    """Parse `paths` one by one into the cache (one piece in memory at a time), then open it.
+
+    Returns None when the cache cannot be written (read-only or full disk): the caller then
+    parses into memory.
+    """
+    n_notes = params["highest"] - params["lowest"]
+    offsets, meta, errors = [0], [], []
     try:
+        with atomic_open(_states_path(cache_path)) as states:
+            for path in _progress(paths, progress):
+                try:
+                    piece = midi.read(path, **params)
+                except (MusicutilsError, OSError, ValueError, EOFError) as exc:
+                    errors.append(json.dumps([str(path), _reason(exc, path)]))
+                    continue
+                states.write(np.ascontiguousarray(piece.state, dtype=np.uint8).tobytes())
+                offsets.append(offsets[-1] + piece.n_steps)
+                meta.append(_piece_meta(piece, path))
         with atomic_open(cache_path) as file:
-            np.savez_compressed(
+            np.savez(
                 file,
-                states=states.astype(np.uint8),
-                offsets=offsets,
+                offsets=np.array(offsets, np.int64),
+                n_notes=np.array(n_notes),
                 meta=np.array(meta, dtype=np.str_),
                 errors=np.array(errors, dtype=np.str_),
                 format=np.array(_CACHE_FORMAT),
             )
     except OSError:
-        pass  # a cache that cannot be written (read-only disk) is simply not kept
+        return None  # no cache folder we can write in
+    corpus = _load_cache(cache_path)
+    if corpus is not None:
+        corpus.from_cache = False  # parsed just now
+    return corpus
 
 
 def _load_cache(cache_path: Path) -> Corpus | None:
-    """The cached corpus, or None when there is no usable cache."""
+    """The cached corpus, its states memory-mapped; None when there is no usable cache."""
     try:
         with np.load(cache_path, allow_pickle=False) as npz:
             if int(npz["format"]) != _CACHE_FORMAT:
                 return None
-            states, offsets = npz["states"], npz["offsets"]
+            offsets, n_notes = npz["offsets"], int(npz["n_notes"])
             meta = [json.loads(str(m)) for m in npz["meta"]]
             errors = [tuple(json.loads(str(e))) for e in npz["errors"]]
+        shape = (int(offsets[-1]), n_notes, 2)
+        if _states_path(cache_path).stat().st_size != np.prod(shape):
+            return None  # the states file does not belong to this index
+        if shape[0] == 0:
+            states = np.zeros(shape, np.uint8)
+        else:
+            states = np.memmap(_states_path(cache_path), np.uint8, mode="r", shape=shape)
     except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
         return None  # a damaged or foreign cache is rebuilt, never fatal
     corpus = Corpus(errors=[(str(p), str(r)) for p, r in errors], from_cache=True)

@@ -117,10 +117,29 @@ def test_cache_has_no_pickled_objects(folder: Path, tmp_path: Path) -> None:
     with np.load(npz_path, allow_pickle=False) as npz:  # would raise on object arrays
         for key in npz.files:
             assert npz[key].dtype != object
-        assert npz["states"].ndim == 3 and npz["offsets"].tolist() == [0, 12, 20]
+        assert npz["offsets"].tolist() == [0, 12, 20] and int(npz["n_notes"]) == 78
     with zipfile.ZipFile(npz_path) as archive:
         assert not any(name.endswith(".pkl") for name in archive.namelist())
+    # the states: raw uint8 (20 steps, 78 notes, 2) beside the index
+    assert npz_path.with_suffix(".states").stat().st_size == 20 * 78 * 2
     assert not list(cache.glob("*.tmp"))  # atomic write left nothing behind
+
+
+def test_cached_pieces_are_read_only_views_of_one_mapped_file(folder: Path, tmp_path: Path):
+    """Large folders: the states stay in the cache file (memory-mapped), not in memory."""
+    cache = tmp_path / "cache"
+    for corpus in (data.load_corpus(folder, cache_dir=cache, progress=False),) * 2:
+        mapped = [p.state for p in corpus]
+        assert all(isinstance(state, np.memmap) for state in mapped)
+        assert len({id(state.base) for state in mapped}) == 1  # one mapping for the corpus
+        with pytest.raises(ValueError, match="read-only"):
+            mapped[0][0, 0, 0] = 1
+    # a states file that does not match its index (cut short) is rebuilt, never fatal
+    (states_path,) = cache.glob("*.states")
+    states_path.write_bytes(states_path.read_bytes()[:100])
+    rebuilt = data.load_corpus(folder, cache_dir=cache, progress=False)
+    assert not rebuilt.from_cache and rebuilt.pieces[0].n_steps == 12
+    assert states_path.stat().st_size == 20 * 78 * 2
 
 
 def test_unwritable_cache_is_skipped(folder: Path, tmp_path: Path) -> None:
