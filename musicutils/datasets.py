@@ -7,21 +7,31 @@ What goes in and out (axis order batch, time, note, channel; channel 0 = play, 1
   frame, 4/4 assumed). This is the one place the package unpickles anything.
 - `download_benchmark(name, folder)` fetches a named benchmark for users who are online.
 - `split_pieces(pieces, fraction, seed)` holds out whole pieces (never segments) for validation.
-- `SegmentSampler(pieces, segment_length)` indexes every segment that starts on a bar line;
+- `SegmentSampler(pieces, segment_length)` indexes every segment that starts on a bar line
+  (and one padded segment of each piece too short to have one);
   `.dataset(batch_size, seed=...)` turns it into an endless `tf.data.Dataset` of
-  `({"state": uint8 (B, L, N, 2), "beat": int32 (B, L)}, state)` pairs, sampled in-graph.
+  `({"state": uint8 (B, L, N, 2), "beat": int32 (B, L)}, state)` pairs, sampled in-graph, with
+  a third element, the per-step weight float32 (B, L), when some segments are padded.
 - `padded_batches(pieces, ...)` groups whole pieces into padded batches with a step mask, for
   evaluation (validation during training and `python -m musicutils evaluate`).
 
 Segments. A training example is `segment_length` consecutive steps starting on a bar line
 (`Piece.bar_position() == 0`). Every such segment of every piece is equally likely, so pieces are
 drawn in proportion to their length (to their number of bar lines, precisely). A piece of exactly
-`segment_length` steps has its one segment; a piece *shorter* than a segment has none and is left
-out of training (counted in `SegmentSampler.skipped`, as Johnson's original code did). We do not
-pad short pieces: the padding would be silence that the model is then taught to predict after
-every short piece. Evaluation is not affected: it always scores whole pieces. Choose a segment
-length no longer than your typical piece (the JSB benchmark, one step per quarter note, has
-pieces of 25 to 160 steps; 32 steps = 8 bars works well there).
+`segment_length` steps has its one segment.
+
+Short pieces. A piece with no whole segment (shorter than a segment; Johnson's original code left
+such pieces out) is still trained on: it gets one segment that starts at its first bar line (at
+its first step if it has none) and runs past its end, padded with silence (state 0, bar position
+0) and a per-step weight of 0 there (`SegmentSampler.padded` names these pieces). The dataset
+then yields the weights as Keras' `sample_weight`, and `model.BiaxialNLL` / `model.PlayNLL`
+average the nats over the weighted (real) steps only, so the model is never taught to predict
+the padding and a padded segment's real steps count exactly like any other steps. The model is
+causal in time, so the padding changes nothing on the real steps before it. With the MuseData
+benchmark and 128-step segments, 163 of its 524 training pieces are such pieces. Evaluation always
+scores whole pieces. A segment length no longer than your typical piece still uses the data best
+(the JSB benchmark, one step per quarter note, has pieces of 25 to 160 steps; 32 steps = 8 bars
+works well there).
 
 Randomness. Batch number `i` is drawn from the stateless seed `(seed, i)`, so the data stream is a
 pure function of `(seed, i)`: a resumed run that starts at batch `epoch * steps_per_epoch` sees
@@ -360,7 +370,8 @@ def transpose_state(state: np.ndarray, shifts: np.ndarray | int) -> np.ndarray:
 
 
 class SegmentSampler:
-    """Every `segment_length`-step segment of a corpus that starts on a bar line.
+    """Every `segment_length`-step segment of a corpus that starts on a bar line, and one padded
+    segment of each piece that has none.
 
     The pieces are concatenated into one array so that a batch is one vectorised gather.
 
@@ -369,9 +380,12 @@ class SegmentSampler:
         lowest, n_notes: the common pitch range of the pieces.
         states: uint8 (S, N, 2), all pieces end to end.
         beats: int32 (S,), each step's position within its bar.
-        starts: int64 (K,), index into `states` of the first step of every segment.
-        skipped: names of the pieces shorter than a segment (left out).
-        used: number of pieces with at least one segment.
+        starts: int64 (K,), index into `states` of the first step of every segment, ascending.
+        real_steps: int64 (K,), steps of each segment inside its piece: L, or fewer for the
+            segment of a piece too short for a whole one (the rest is padding, weight 0).
+        padded: names of the pieces trained on as one padded segment (no whole segment fits).
+        segments_per_piece: int64 (P,), segments of each piece (at least 1).
+        used: number of pieces with at least one segment (all of them).
     """
 
     def __init__(self, pieces: Sequence[Piece], segment_length: int):
@@ -383,50 +397,60 @@ class SegmentSampler:
         offsets = np.concatenate([[0], np.cumsum(lengths)[:-1]])
         self.states = np.concatenate([p.state for p in pieces], axis=0).astype(np.uint8)
         self.beats = np.concatenate([p.bar_position() for p in pieces]).astype(np.int32)
-        ends = np.repeat(offsets + lengths, lengths)  # one past each step's piece end
+        owner = np.repeat(np.arange(len(pieces)), lengths)  # (S,) piece of each step
+        ends = (offsets + lengths)[owner]  # one past each step's piece end
         index = np.arange(len(self.states))
-        valid = (self.beats == 0) & (index + self.segment_length <= ends)
-        self.starts = index[valid].astype(np.int64)
-        self.skipped = [p.name for p in pieces if p.n_steps < self.segment_length]
-        counts = np.bincount(
-            np.repeat(np.arange(len(pieces)), lengths)[valid], minlength=len(pieces)
-        )
-        self.segments_per_piece = counts
-        self.used = int(np.count_nonzero(counts))
-        if len(self.starts) == 0:
-            shortest = int(lengths.min()) if len(lengths) else 0
-            raise DataError(
-                f"no piece has a {segment_length}-step segment starting on a bar line "
-                f"(longest piece: {int(lengths.max())} steps, shortest: {shortest}); "
-                "use a shorter segment length"
-            )
+        on_bar = self.beats == 0
+        whole = on_bar & (index + self.segment_length <= ends)
+        whole_counts = np.bincount(owner[whole], minlength=len(pieces))
+        # A piece without a whole segment: one from its first bar line (its first step if it has
+        # none), cut at its end; the batches pad it with masked silence.
+        first_bar = offsets.copy()
+        has_bar, first = np.unique(owner[on_bar], return_index=True)
+        first_bar[has_bar] = index[on_bar][first]
+        lacking = np.flatnonzero(whole_counts == 0)
+        extra = first_bar[lacking]
+        starts = np.concatenate([index[whole], extra]).astype(np.int64)
+        real = np.concatenate(
+            [
+                np.full(int(whole.sum()), self.segment_length),
+                np.minimum(offsets[lacking] + lengths[lacking] - extra, self.segment_length),
+            ]
+        ).astype(np.int64)
+        order = np.argsort(starts, kind="stable")
+        self.starts, self.real_steps = starts[order], real[order]
+        cut = real[len(real) - len(lacking) :] < self.segment_length  # (lacking,)
+        self.padded = [pieces[i].name for i, short in zip(lacking, cut, strict=True) if short]
+        self.segments_per_piece = whole_counts + (whole_counts == 0)
+        self.used = int(np.count_nonzero(self.segments_per_piece))
 
     def __len__(self) -> int:
         """K, the number of distinct segments."""
         return len(self.starts)
 
     def describe(self) -> str:
-        """One line: pieces used and skipped, segments, steps."""
+        """One line: pieces used (and padded), segments, steps."""
         text = (
             f"{self.used} pieces, {len(self.starts)} segments of {self.segment_length} steps "
             f"starting on bar lines ({len(self.states)} steps in all)"
         )
-        if self.skipped:
-            text += f"; {len(self.skipped)} pieces shorter than a segment left out"
+        if self.padded:
+            text += f"; {len(self.padded)} pieces shorter than a segment padded with masked silence"
         return text
 
     def batch(
-        self, batch_size: int, seed: int, index: int, transpose: int = 0
-    ) -> tuple[np.ndarray, np.ndarray]:
+        self, batch_size: int, seed: int, index: int, transpose: int = 0, *, weights: bool = False
+    ) -> tuple[np.ndarray, ...]:
         """Batch number `index` in numpy, identical to the one `dataset` yields.
 
         Returns:
-            (state uint8 (B, L, N, 2), beat int32 (B, L)).
+            (state uint8 (B, L, N, 2), beat int32 (B, L)), and with `weights` the per-step
+            weight float32 (B, L) too: 1 on a piece's steps, 0 on padding.
         """
         from ._tf import tf
 
-        state, beat = self._make_batch_fn(batch_size, seed, transpose)(tf.constant(index, tf.int64))
-        return state.numpy(), beat.numpy()
+        made = self._make_batch_fn(batch_size, seed, transpose)(tf.constant(index, tf.int64))
+        return tuple(part.numpy() for part in made[: 3 if weights else 2])
 
     def _make_batch_fn(self, batch_size: int, seed: int, transpose: int):
         from ._tf import tf
@@ -434,8 +458,11 @@ class SegmentSampler:
         states = tf.constant(self.states)
         beats = tf.constant(self.beats)
         starts = tf.constant(self.starts)
+        real_steps = tf.constant(self.real_steps)
         count = len(self.starts)
         offsets = tf.range(self.segment_length, dtype=tf.int64)
+        last_step = len(self.states) - 1
+        pads = bool(self.padded)
         n_notes = self.n_notes
         seed = int(seed)
 
@@ -448,8 +475,14 @@ class SegmentSampler:
                 dtype=tf.int64,
             )
             steps = tf.gather(starts, pick)[:, None] + offsets[None, :]  # (B, L)
+            real = offsets[None, :] < tf.gather(real_steps, pick)[:, None]  # (B, L)
+            if pads:  # past a piece's end: silence at bar position 0, weight 0
+                steps = tf.minimum(steps, last_step)
             state = tf.gather(states, steps)  # (B, L, N, 2)
             beat = tf.gather(beats, steps)
+            if pads:
+                state = state * tf.cast(real, state.dtype)[:, :, None, None]
+                beat = beat * tf.cast(real, beat.dtype)
             if transpose:
                 shift = tf.random.stateless_uniform(
                     [batch_size],
@@ -464,11 +497,19 @@ class SegmentSampler:
                     state, tf.clip_by_value(source, 0, n_notes - 1), axis=2, batch_dims=1
                 )
                 state = state * inside[:, None, :, None]
-            return state, beat
+            return state, beat, tf.cast(real, tf.float32)
 
         return make_batch
 
-    def dataset(self, batch_size: int, *, seed: int = 0, transpose: int = 0, first_batch: int = 0):
+    def dataset(
+        self,
+        batch_size: int,
+        *,
+        seed: int = 0,
+        transpose: int = 0,
+        first_batch: int = 0,
+        weights: bool | None = None,
+    ):
         """An endless `tf.data.Dataset` of training batches.
 
         Args:
@@ -478,16 +519,31 @@ class SegmentSampler:
                 [-K, K] (notes moved out of the range are dropped). 0 = no augmentation.
             first_batch: index of the first batch (a resumed run passes
                 `completed_epochs * steps_per_epoch`).
+            weights: yield the per-step weights as a third element (Keras' `sample_weight`:
+                1 on a piece's steps, 0 on padding). None (default): exactly when some segment
+                is padded (`padded` is not empty), so the batches of a corpus without short
+                pieces are what they always were. False is refused when there is padding, which
+                must not be trained on.
 
         Returns:
-            Dataset of `({"state": uint8 (B, L, N, 2), "beat": int32 (B, L)}, state)`.
+            Dataset of `({"state": uint8 (B, L, N, 2), "beat": int32 (B, L)}, state)`, or of
+            `(inputs, state, weight float32 (B, L))` with weights.
         """
         from ._tf import tf
 
+        if weights is None:
+            weights = bool(self.padded)
+        elif not weights and self.padded:
+            raise DataError(
+                f"{len(self.padded)} pieces are shorter than a {self.segment_length}-step segment "
+                "and padded: their batches need the per-step weights (weights=True)"
+            )
         make_batch = self._make_batch_fn(batch_size, seed, transpose)
 
         def to_example(index):
-            state, beat = make_batch(index)
+            state, beat, weight = make_batch(index)
+            if weights:
+                return {"state": state, "beat": beat}, state, weight
             return {"state": state, "beat": beat}, state
 
         indices = tf.data.Dataset.range(first_batch, np.iinfo(np.int64).max)

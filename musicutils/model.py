@@ -824,30 +824,47 @@ def nll_per_step(state, logits, articulation: bool = True) -> tf.Tensor:
     return tf.reduce_mean(play + articulate if articulation else play, axis=-1)
 
 
-def _play_nll(state, logits):
-    return nll_per_step(state, logits, articulation=False)
+def _play_nats(state, logits):
+    """(B, T) nats of the play bits of each step, for `PlayNLL`."""
+    return nats_of_each_step(state, logits)[0]
 
 
 @keras.saving.register_keras_serializable(package="musicutils")
 class BiaxialNLL(keras.losses.Loss):
     """Keras loss: nats per time step, play + articulate-where-playing (see `nll_per_step`).
 
-    y_true = state (B, T, N, 2), y_pred = logits (B, T, N, 2).
+    y_true = state (B, T, N, 2), y_pred = logits (B, T, N, 2), optional sample_weight (B, T).
+    `call` returns the nats of each step (B, T) and the reduction "mean_with_sample_weight"
+    divides their weighted sum by the sum of the weights: with per-step weights of 1 on real
+    steps and 0 on padding (`datasets.SegmentSampler`), the loss is the mean over the real steps
+    only. Without weights it is the mean over all B * T steps, the mean of `nll_per_step`.
+    (Keras' "sum_over_batch_size" would divide by B * T even where weights are 0, diluting a
+    padded batch's loss.) Under a multi-device strategy each replica averages its own share of
+    the batch.
     """
 
-    def __init__(self, name: str = "biaxial_nll", reduction="sum_over_batch_size", dtype=None):
+    def __init__(
+        self, name: str = "biaxial_nll", reduction="mean_with_sample_weight", dtype=None
+    ):
         super().__init__(name=name, reduction=reduction, dtype=dtype)
 
     def call(self, y_true, y_pred):
-        return nll_per_step(y_true, y_pred, articulation=True)
+        play, articulate = nats_of_each_step(y_true, y_pred)
+        return play + articulate
 
 
 @keras.saving.register_keras_serializable(package="musicutils")
 class PlayNLL(keras.metrics.MeanMetricWrapper):
-    """Keras metric: nats per time step counting the play bits only."""
+    """Keras metric: nats per time step counting the play bits only.
+
+    With per-step sample weights (B, T) it is the weighted mean over every step seen since the
+    last reset (Keras' `Mean`: sum of weight * nats over sum of weights), so padding (weight 0)
+    never counts. Keras 3 passes sample weights only to `compile(weighted_metrics=...)`, not
+    to `metrics=`, so `train.train` compiles it as a weighted metric.
+    """
 
     def __init__(self, name: str = "play_nll", dtype=None):
-        super().__init__(fn=_play_nll, name=name, dtype=dtype)
+        super().__init__(fn=_play_nats, name=name, dtype=dtype)
 
     def get_config(self) -> dict:
         return {"name": self.name, "dtype": self.dtype}

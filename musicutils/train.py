@@ -781,8 +781,8 @@ def train(
         steps_per_epoch: batches per epoch.
         batch_size: segments per batch (the global batch: split over the devices of a
             distribution strategy).
-        segment_length: steps per training segment (starts on a bar line; shorter pieces are
-            left out of training, see `datasets`).
+        segment_length: steps per training segment (starts on a bar line; a shorter piece is
+            one segment padded with silence that the loss ignores, see `datasets`).
         time_sizes, note_sizes: LSTM sizes of the time-axis and note-axis stacks.
         chord_below: give the note axis the chord chosen so far at each step
             (`model.chord_below_inputs`).
@@ -929,9 +929,9 @@ def train(
                 ema_momentum=settings.ema if settings.ema > 0 else 0.99,
             ),
             loss=model_lib.BiaxialNLL(),
-            metrics=[model_lib.PlayNLL()],
+            weighted_metrics=[model_lib.PlayNLL()],  # Keras 3 weights only these
         )
-        example, _ = next(iter(sampler.dataset(2, seed=seed).take(1)))
+        example = next(iter(sampler.dataset(2, seed=seed).take(1)))[0]
         model(example, training=False)  # build the weights
         if state["weights"]:
             model.optimizer.build(model.trainable_variables)

@@ -197,19 +197,122 @@ def test_split_pieces_by_whole_piece_and_deterministic():
 def test_piece_of_exactly_one_segment_yields_it():
     exact = piece(16)
     sampler = datasets.SegmentSampler([exact], 16)
-    assert len(sampler) == 1 and sampler.skipped == []
+    assert len(sampler) == 1 and sampler.padded == []
     state, beat = sampler.batch(3, seed=0, index=0)
     for b in range(3):
         np.testing.assert_array_equal(state[b], exact.state)
     np.testing.assert_array_equal(beat[0], exact.bar_position())
 
 
-def test_short_pieces_are_skipped_and_counted_never_crash():
-    sampler = datasets.SegmentSampler([piece(15, name="short"), piece(40, name="long")], 16)
-    assert sampler.skipped == ["short"] and sampler.used == 1
-    assert "1 pieces shorter than a segment left out" in sampler.describe()
-    with pytest.raises(DataError, match="use a shorter segment length"):
-        datasets.SegmentSampler([piece(15)], 16)
+def test_short_pieces_are_padded_with_masked_silence_and_counted():
+    short, long = piece(15, seed=1, name="short"), piece(40, seed=2, name="long")
+    sampler = datasets.SegmentSampler([short, long], 16)
+    assert sampler.padded == ["short"] and sampler.used == 2
+    assert list(sampler.segments_per_piece) == [1, 7]  # long: bar lines 0, 4, ..., 24
+    text = sampler.describe()
+    assert "1 pieces shorter than a segment padded with masked silence" in text
+    assert "left out" not in text
+    state, beat, weight = sampler.batch(200, seed=0, index=0, weights=True)
+    from_short = np.all(state[:, :15] == short.state, axis=(1, 2, 3))
+    assert 10 < from_short.sum() < 50  # 1 segment in 8: expected 25
+    # The short piece's segment: its 15 steps, then one step of silence at bar position 0.
+    np.testing.assert_array_equal(
+        beat[from_short, :15], np.broadcast_to(short.bar_position(), (from_short.sum(), 15))
+    )
+    assert not state[from_short, 15:].any() and not beat[from_short, 15:].any()
+    np.testing.assert_array_equal(
+        weight[from_short], np.broadcast_to([1.0] * 15 + [0.0], (from_short.sum(), 16))
+    )
+    assert np.all(weight[~from_short] == 1.0) and weight.dtype == np.float32
+    # A corpus of one short piece trains on it instead of failing.
+    assert len(datasets.SegmentSampler([piece(15)], 16)) == 1
+
+
+def test_padded_segment_starts_at_the_first_bar_line():
+    pickup = piece(18, name="pickup")
+    pickup.meters = [(3, 4, 4)]  # a 3-step pickup: bar lines at 3, 7, 11, 15; 3 + 16 > 18
+    tiny = piece(2, name="tiny")
+    tiny.meters = [(2, 4, 4)]  # bar positions 2, 3: no bar line, so it starts at its first step
+    sampler = datasets.SegmentSampler([pickup, tiny], 16)
+    assert sampler.padded == ["pickup", "tiny"]
+    np.testing.assert_array_equal(sampler.starts, [3, 18])
+    np.testing.assert_array_equal(sampler.real_steps, [15, 2])
+    state, beat, weight = sampler.batch(40, seed=0, index=0, weights=True)
+    real = weight.sum(axis=1)
+    assert set(real) == {15.0, 2.0}
+    first = real == 15
+    np.testing.assert_array_equal(state[first][0, :15], pickup.state[3:])
+    np.testing.assert_array_equal(beat[first][0, :15], pickup.bar_position()[3:])
+    np.testing.assert_array_equal(state[~first][0, :2], tiny.state)
+    assert not state[first][:, 15:].any() and not state[~first][:, 2:].any()
+
+
+def test_padded_batches_are_a_function_of_seed_and_index():
+    sampler = datasets.SegmentSampler([piece(40, seed=1), piece(9, seed=2)], 16)
+    a = sampler.batch(6, seed=3, index=5, weights=True)
+    b = sampler.batch(6, seed=3, index=5, weights=True)
+    for x, y in zip(a, b, strict=True):
+        np.testing.assert_array_equal(x, y)
+    # The dataset yields the weights as a third element (Keras' sample_weight) ...
+    ((inputs, target, weight),) = sampler.dataset(6, seed=3, first_batch=5).take(1)
+    np.testing.assert_array_equal(inputs["state"].numpy(), a[0])
+    np.testing.assert_array_equal(inputs["beat"].numpy(), a[1])
+    np.testing.assert_array_equal(target.numpy(), a[0])
+    np.testing.assert_array_equal(weight.numpy(), a[2])
+    # ... and refuses to leave them out when there is padding to mask.
+    with pytest.raises(DataError, match="need the per-step weights"):
+        sampler.dataset(6, weights=False)
+    # Without short pieces the stream keeps its two-element form unless asked.
+    whole = datasets.SegmentSampler([piece(40, seed=1)], 16)
+    assert len(next(iter(whole.dataset(2)))) == 2
+    assert len(next(iter(whole.dataset(2, weights=True)))) == 3
+
+
+def _numpy_nats(state, logits):
+    """(B, T) nats per step by hand: sigmoid cross-entropy of every play bit, plus the articulate
+    bit of each note that plays; and the play bits alone."""
+    y, x = state.astype(np.float64), logits.astype(np.float64)
+    bits = np.maximum(x, 0) - x * y + np.log1p(np.exp(-np.abs(x)))
+    play = bits[..., 0].sum(-1)
+    return play + (bits[..., 1] * y[..., 0]).sum(-1), play
+
+
+def test_loss_of_a_padded_batch_is_the_mean_over_its_real_steps():
+    from musicutils import model as model_lib
+    from musicutils._tf import keras
+
+    short = piece(6, n_notes=12, seed=1, name="short")
+    sampler = datasets.SegmentSampler([short, piece(40, n_notes=12, seed=2)], 16)
+    inputs, target, weight = next(iter(sampler.dataset(24, seed=0)))
+    w = weight.numpy()
+    assert 0 < (w == 0).sum() and (w == 1).sum() > w.size / 2  # padded and whole segments
+    model = model_lib.BiaxialModel(
+        n_notes=12, lowest=40, time_sizes=(8,), note_sizes=(4,), steps_per_beat=1, seed=0
+    )
+    model.compile(
+        optimizer=keras.optimizers.Adam(1e-3),
+        loss=model_lib.BiaxialNLL(),
+        weighted_metrics=[model_lib.PlayNLL()],  # as train.train compiles it
+    )
+    logits = model(inputs).numpy()
+    nats, play = _numpy_nats(target.numpy(), logits)
+    expected = (nats * w).sum() / w.sum()  # every real step counts once, padding not at all
+    scores = model.test_on_batch(inputs, target, sample_weight=weight, return_dict=True)
+    assert scores["loss"] == pytest.approx(expected, rel=1e-5)
+    assert scores["play_nll"] == pytest.approx((play * w).sum() / w.sum(), rel=1e-5)
+    assert abs(nats.mean() - expected) > 1e-3 * expected  # the padded steps would have moved it
+    # Without weights (no padding anywhere) the loss is the plain mean over all steps.
+    unweighted = model.test_on_batch(inputs, target, return_dict=True)
+    assert unweighted["loss"] == pytest.approx(nats.mean(), rel=1e-5)
+    # The padding changes nothing on the real steps: the short piece alone, unpadded.
+    row = int(np.flatnonzero(w[:, 6] == 0)[0])
+    alone = model({"state": short.state[None], "beat": short.bar_position()[None]}).numpy()
+    np.testing.assert_allclose(logits[row, :6], alone[0], rtol=1e-5, atol=1e-5)
+    # And fit trains on the weighted stream.
+    history = model.fit(
+        sampler.dataset(4, seed=1), steps_per_epoch=2, epochs=1, verbose=0, shuffle=False
+    )
+    assert np.isfinite(history.history["loss"][0])
 
 
 def test_segments_start_on_bar_lines_with_meter_changes():
@@ -305,5 +408,10 @@ def test_padded_batches_cover_every_step_once():
     for state, beat, mask in batches:
         assert state.shape[:2] == beat.shape == mask.shape
         assert not np.any(state[mask == 0])  # padding is silence
-    by_length = {int(m.sum()): s[0, : int(m.sum())] for s, _, m in batches if len(s) == 1}
-    assert np.array_equal(by_length.get(30, pieces[1].state), pieces[1].state)
+    # Each piece appears once, whole and unchanged, in the unpadded part of one batch row.
+    rows = [(s[b, : int(m[b].sum())], t[b, : int(m[b].sum())]) for s, t, m in batches
+            for b in range(len(s))]  # fmt: skip
+    assert sorted(len(state) for state, _ in rows) == [3, 5, 7, 12, 30]
+    for p in pieces:
+        found = [beat for state, beat in rows if np.array_equal(state, p.state)]
+        assert len(found) == 1 and np.array_equal(found[0], p.bar_position())

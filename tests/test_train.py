@@ -348,6 +348,19 @@ def test_benchmark_pickle_train_and_evaluate(tmp_path, capsys):
     assert "articulation derived from onsets" in out and "nll_per_step=" in out
 
 
+@pytest.mark.slow
+def test_training_uses_pieces_shorter_than_a_segment(tmp_path, capsys):
+    data = _tiny_benchmark(tmp_path / "tiny.pickle")  # six training pieces of 24 steps
+    settings = {**TINY, "segment_length": 32, "verbose": 2}
+    result = train.train(data, tmp_path / "run", epochs=2, **settings)
+    out = capsys.readouterr().out
+    assert "6 pieces, 6 segments of 32 steps" in out
+    assert "6 pieces shorter than a segment padded with masked silence" in out
+    rows = result.history
+    assert all(np.isfinite(row[key]) for row in rows for key in ("nll", "play_nll", "val_nll"))
+    assert rows[-1]["nll"] < rows[0]["nll"]
+
+
 def test_bad_data_paths(tmp_path):
     with pytest.raises(DataError, match="no such folder"):
         train.load_data(tmp_path / "missing")
