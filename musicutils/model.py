@@ -36,11 +36,12 @@ loop. XLA on the whole step (`compile(jit_compile=True)`, the benchmark's --jit)
 
 Precision (`precision="bfloat16"`): the LSTMs' matrix products (input projections, recurrent
 products, forward and backward) read bfloat16 operands (`matmul`), which CPUs with
-`avx512_bf16` or AMX and GPUs from compute capability 8.0 multiply about twice as fast as
-float32; the weights the optimizer updates, the cell state, the gate arithmetic, the two
-output logits (a (50, 2) product) and the loss stay float32. Without native support (no such
-flags: TensorFlow converts to float32 for the product) it gains nothing, so "float32" is the
-default and "auto" (`resolve_precision`) chooses bfloat16 only where it is native.
+`avx512_bf16` or AMX and GPUs from compute capability 8.0 multiply natively; the weights the
+optimizer updates, the cell state, the gate arithmetic, the two output logits (a (50, 2)
+product) and the loss stay float32. Without native support the products gain nothing (on the
+AVX2-only development machine bfloat16 trained and composed slower: README, Figures), and
+whether bfloat16 training reaches float32's likelihood has not been measured yet, so
+"float32" is the default and "auto" (`resolve_precision`) picks bfloat16 only where native.
 
 Likelihood: `nll_per_step` gives nats per time step (summed over notes, averaged over steps),
 play bits plus the articulate bits of the notes that play; `BiaxialNLL` / `PlayNLL` wrap it for
