@@ -175,7 +175,7 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--batch", type=int, default=10, help="segments per batch (10)")
     parser.add_argument("--steps", type=int, default=128, help="time steps per segment (128)")
-    parser.add_argument("--repeats", type=int, default=5, help="timed rounds (5)")
+    parser.add_argument("--repeats", type=int, default=None, help="timed rounds (5; quick 2)")
     parser.add_argument("--quick", action="store_true", help="batch 2 x 32 steps, 2 rounds")
     parser.add_argument("--no-memory", action="store_true", help="skip the child processes")
     parser.add_argument("--time-sizes", type=_int_list, default=[300, 300], metavar="300,300")
@@ -195,7 +195,9 @@ def main(argv=None) -> None:
     parser.add_argument("--memory-of", choices=VARIANTS, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.quick:
-        args.batch, args.steps, args.repeats = 2, 32, 2
+        args.batch, args.steps = 2, 32
+    if args.repeats is None:
+        args.repeats = 2 if args.quick else 5
     model_module.LSTM_GRADIENT = args.gradient
     model_module.XLA_CELLS = not args.no_xla_cells
     if args.memory_of:
