@@ -64,7 +64,7 @@ RANGES: dict[str, Range] = {
     "segment_length": Range(1, 100_000, integer=True),
     "layer_size": Range(1, 16_384, integer=True),  # each entry of --time-sizes / --note-sizes
     "dropout": Range(0, 1, high_open=True),
-    "learning_rate": Range(0, 1, low_open=True),
+    "learning_rate": Range(0, 1),  # 0 trains nothing: a frozen run (the tests use it)
     "ema": Range(0, 1, high_open=True),
     "transpose": Range(0, 127, integer=True),  # semitones; 127 spans every MIDI pitch
     "validation_split": Range(0, 1, high_open=True),
@@ -78,6 +78,9 @@ RANGES: dict[str, Range] = {
     "steps_per_beat": Range(1, 960, integer=True),
     "meter_numerator": Range(1, 64, integer=True),
     "meter_denominator": Range(1, 64, integer=True),
+    # a model's pitch range (config.json)
+    "n_notes": Range(1, 128, integer=True),
+    "lowest": Range(0, 127, integer=True),
     # generate.AdaptiveRule
     "min_notes": Range(0, 128, integer=True),
     "step": Range(0, 1),

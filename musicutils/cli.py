@@ -116,9 +116,16 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from . import train
+    from contextlib import nullcontext
 
-    train.train_from_args(args)
+    from ._lock import run_lock
+
+    # A run folder that another process trains in is refused before TensorFlow loads (about a
+    # second); `train` takes the same lock (shared within this process) for a new folder.
+    with run_lock(args.out) if args.out.is_dir() else nullcontext():
+        from . import train
+
+        train.train_from_args(args)
     return 0
 
 
@@ -325,9 +332,9 @@ def main(argv: list[str] | None = None) -> int:
     except (MusicutilsError, OSError) as exc:
         _error(_reason(exc))
         return EXIT_ERROR
-    except KeyboardInterrupt:
-        _error("interrupted")
-        return 130
+    except KeyboardInterrupt as exc:  # Ctrl-C; `train` says what is saved and how to resume
+        _error(str(exc) or "interrupted")
+        return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":

@@ -58,6 +58,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ._checks import checked
 from ._io import atomic_open, atomic_path
 from ._tf import keras, tf
 from .errors import CheckpointError
@@ -928,6 +929,37 @@ def save_model(model: BiaxialModel, folder) -> Path:
     return folder
 
 
+def _check_config(config: dict, path: Path) -> None:
+    """A CheckpointError naming config.json unless its shape settings are present and sane.
+
+    The pitch range has no weights of its own, so a wrong n_notes or lowest would otherwise
+    load without complaint and compose on the wrong keys.
+    """
+    required = ("n_notes", "lowest", "time_sizes", "note_sizes")
+    missing = [key for key in required if key not in config]
+    if missing:
+        raise CheckpointError(
+            f"{path}: {', '.join(missing)} missing (not the settings of a biaxial model)"
+        )
+    try:
+        n_notes = checked("n_notes", config["n_notes"], error=CheckpointError)
+        lowest = checked("lowest", config["lowest"], error=CheckpointError)
+        if "steps_per_beat" in config:
+            checked("steps_per_beat", config["steps_per_beat"], error=CheckpointError)
+        for axis in ("time_sizes", "note_sizes"):
+            sizes = config[axis]
+            if not isinstance(sizes, list) or not sizes:
+                raise CheckpointError(f"{axis} should list layer sizes, not {sizes!r}")
+            for i, size in enumerate(sizes):
+                checked(f"{axis}[{i}]", size, kind="layer_size", error=CheckpointError)
+    except CheckpointError as exc:
+        raise CheckpointError(f"{path}: {exc}") from None
+    if lowest + n_notes > 128:
+        raise CheckpointError(
+            f"{path}: notes MIDI {lowest}..{lowest + n_notes - 1} go past the highest, 127"
+        )
+
+
 def load_model(folder) -> BiaxialModel:
     """Rebuild a model saved by `save_model`; raises CheckpointError saying what is wrong."""
     folder = Path(folder)
@@ -943,9 +975,10 @@ def load_model(folder) -> BiaxialModel:
         raise CheckpointError(f"{config_path}: not readable JSON ({exc})") from exc
     if not isinstance(config, dict):
         raise CheckpointError(f"{config_path}: expected a JSON object of model settings")
+    _check_config(config, config_path)
     try:
         model = BiaxialModel.from_config(config)
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, OverflowError) as exc:  # e.g. an unknown key
         raise CheckpointError(f"{config_path}: settings do not describe a model ({exc})") from exc
     try:
         with warnings.catch_warnings():

@@ -14,6 +14,7 @@ The run folder (RUN_DIR) holds everything about a run:
     backup/                         the last completed epoch: weights + optimizer state
                                     (epoch-NNNN.weights.h5) and state.json (epoch, early
                                     stopping counters, log rows)
+    train.lock                      held (`fcntl.flock`) by the process training in RUN_DIR
 
 Resuming. Every file is written atomically, and `backup/state.json` is written last: it is the
 commit point of an epoch. Kill the process at any moment and run the same command again: it
@@ -24,6 +25,12 @@ so it never repeats an epoch. The training data are a pure function of (seed, ba
 uninterrupted one would have, and each epoch's dropout masks are seeded by (seed, epoch) too,
 so a resumed run reproduces the uninterrupted one. Running again with a
 larger `--epochs` continues a finished run; other settings must match the folder's train.json.
+Ctrl-C (KeyboardInterrupt) ends a run the same way: resumable, the CLI exits with status 130.
+
+One writer. A second `train` on a folder that a live process is training in is refused at once
+(an advisory lock that dies with its process: a killed run leaves no stale lock). A loss or
+weights that stop being finite numbers end the run with a DataError before that epoch is
+saved: the backup and the best model stay those of the last good epoch.
 
 Likelihoods are in nats per time step, summed over the notes: `play_nll` counts the N play
 bits, `nll` adds the articulation bits of the notes that play (the training loss). Validation
@@ -53,6 +60,7 @@ from . import datasets
 from . import model as model_lib
 from ._checks import checked
 from ._io import atomic_open, atomic_path
+from ._lock import run_lock
 from ._tf import keras, tf
 from .errors import CheckpointError, DataError
 from .midi import Piece
@@ -594,15 +602,41 @@ class _RunCallback(keras.callbacks.Callback):
         self.verbose = verbose
         self._sums = None
         self._started = 0.0
+        self._epoch = 0
+        #: Epochs committed to the run folder (backup/state.json written).
+        self.committed = state["epoch"]
+        #: Where the loss or the weights stopped being finite numbers, in words; None while not.
+        self.diverged: str | None = None
 
     def on_epoch_begin(self, epoch, logs=None):
         self._started = time.perf_counter()
+        self._epoch = epoch
         # Dropout masks as a function of (seed, epoch), so a resumed epoch replays them exactly.
         generator_state = getattr(getattr(self.model, "_dropout_seed", None), "state", None)
         if generator_state is not None:
             generator_state.assign(tf.constant([self.seed, epoch], generator_state.dtype))
 
+    def on_train_batch_end(self, batch, logs=None):
+        # Keras' running mean of the epoch's loss: one non-finite batch makes it non-finite.
+        loss = (logs or {}).get("loss")
+        if loss is not None and not np.isfinite(float(loss)):
+            self._diverge(
+                f"the loss is {float(loss)} in epoch {self._epoch + 1}, batch {batch + 1}"
+            )
+
+    def _diverge(self, where: str) -> None:
+        """Stop training; `on_epoch_end` then neither validates, saves nor commits the epoch."""
+        self.diverged = where
+        self.model.stop_training = True
+
     def on_epoch_end(self, epoch, logs=None):
+        # The last batch's update can make the weights non-finite after a finite loss.
+        if self.diverged is None and not all(
+            np.isfinite(v.numpy()).all() for v in self.model.trainable_variables
+        ):
+            self._diverge(f"the weights are not finite after epoch {epoch + 1}")
+        if self.diverged is not None:
+            return  # the last committed epoch stays the run's state; the best model stays too
         logs = logs if logs is not None else {}
         # Validation and the best model use the averaged weights (with `ema`); the backup and
         # the training go on from the raw ones.
@@ -654,6 +688,7 @@ class _RunCallback(keras.callbacks.Callback):
             self.model.save_weights(temp, overwrite=True)  # the model and its optimizer's state
         state["weights"] = weights.name
         _write_atomic(self.backup / "state.json", json.dumps(state, indent=1))
+        self.committed = state["epoch"]
         for old in self.backup.glob("epoch-*.weights.h5"):
             if old.name != weights.name:
                 old.unlink(missing_ok=True)
@@ -689,19 +724,99 @@ def _averaged_weights(model):
             variable.assign(value)
 
 
+def _is_count(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _state_problem(state, run_dir: Path) -> str | None:
+    """What is wrong with the contents of backup/state.json, in words; None if nothing."""
+    if not isinstance(state, dict):
+        return "not a JSON object"
+    kinds = {
+        "epoch": (_is_count, "a whole number"),
+        "best": (lambda v: v is None or _is_number(v), "a number or null"),
+        "best_epoch": (lambda v: v is None or _is_count(v), "an epoch number or null"),
+        "wait": (_is_count, "a whole number"),
+        "rows": (lambda v: isinstance(v, list), "a list of log rows"),
+        "stopped_early": (lambda v: isinstance(v, bool), "true or false"),
+        "weights": (lambda v: isinstance(v, str) and Path(v).name == v, "a file name"),
+    }
+    for key, (valid, kind) in kinds.items():
+        if key not in state:
+            return f"no {key!r}"
+        if not valid(state[key]):
+            return f"{key!r} should be {kind}, not {state[key]!r}"
+    rows = state["rows"]
+    if len(rows) != state["epoch"]:
+        return f"{len(rows)} log rows for {state['epoch']} epochs"
+    for row in rows:
+        if not (isinstance(row, dict) and all(_is_number(row.get(c)) for c in LOG_COLUMNS)):
+            return f"a log row is not {', '.join(LOG_COLUMNS)} numbers: {row!r}"
+    if not (run_dir / "backup" / state["weights"]).is_file():
+        return f"its weights file {state['weights']} is missing"
+    return None
+
+
 def _read_state(run_dir: Path) -> dict | None:
+    """backup/state.json (the last committed epoch), checked; None when there is none yet."""
     path = run_dir / "backup" / "state.json"
     if not path.exists():
         return None
     try:
-        state = json.loads(path.read_text())
-        if not (run_dir / "backup" / state["weights"]).exists():
-            raise KeyError("weights")
-    except (ValueError, KeyError, TypeError) as exc:
+        state = json.loads(path.read_text(encoding="utf-8"))
+        problem = _state_problem(state, run_dir)
+    except (OSError, UnicodeDecodeError, ValueError) as exc:  # truncated, not JSON
+        problem = f"not readable JSON: {exc}"
+    if problem:
         raise CheckpointError(
-            f"{path}: the resume state is broken ({exc}); delete {run_dir / 'backup'} to start over"
-        ) from None
+            f"{path}: the resume state is broken ({problem}); delete {run_dir / 'backup'} to "
+            "start the run over"
+        )
     return state
+
+
+def _settings_problem(stored) -> str | None:
+    """What is wrong with the contents of train.json, in words; None if nothing.
+
+    Settings missing from it take their defaults (files written before a setting existed);
+    unknown settings and values of the wrong kind are errors.
+    """
+    if not isinstance(stored, dict):
+        return "not a JSON object of training settings"
+    defaults = asdict(TrainSettings(data=""))
+    for key, value in stored.items():
+        if key not in defaults:
+            return f"unknown setting {key!r}"
+        default = defaults[key]
+        if isinstance(default, bool) or isinstance(default, str):
+            valid = isinstance(value, type(default))
+        elif isinstance(default, int):
+            valid = isinstance(value, int) and not isinstance(value, bool)
+        elif isinstance(default, float) or default is None:
+            valid = _is_number(value) or (default is None and value is None)
+        else:  # the layer sizes
+            valid = isinstance(value, list) and all(isinstance(v, int) for v in value)
+        if not valid:
+            return f"{key} = {value!r} is not a value of that setting"
+    if "data" not in stored:
+        return "no 'data' (the training data path)"
+    return None
+
+
+def _read_settings(path: Path) -> dict:
+    """RUN_DIR/train.json, checked; a one-line CheckpointError naming it when it is damaged."""
+    try:
+        stored = json.loads(path.read_text(encoding="utf-8"))
+        problem = _settings_problem(stored)
+    except (OSError, UnicodeDecodeError, ValueError) as exc:  # truncated, not JSON
+        problem = f"not readable JSON: {exc}"
+    if problem:
+        raise CheckpointError(f"{path}: the run's settings are broken ({problem})")
+    return stored
 
 
 def _check_settings(run_dir: Path, settings: TrainSettings) -> None:
@@ -709,16 +824,18 @@ def _check_settings(run_dir: Path, settings: TrainSettings) -> None:
     path = run_dir / "train.json"
     current = asdict(settings)
     if path.exists():
-        try:
-            stored = json.loads(path.read_text())
-        except ValueError as exc:
-            raise CheckpointError(f"{path}: unreadable ({exc})") from None
+        stored = _read_settings(path)
         defaults = asdict(TrainSettings(data=settings.data))
         changed = [
             key
             for key, value in current.items()
-            if key not in _RESUMABLE_CHANGES and stored.get(key, defaults[key]) != value
+            if key not in _RESUMABLE_CHANGES
+            and key != "data"
+            and stored.get(key, defaults[key]) != value
         ]
+        # The same folder however it is written (older train.json files hold relative paths).
+        if Path(stored["data"]).resolve() != Path(settings.data).resolve():
+            changed.insert(0, "data")
         if changed:
             key = changed[0]
             raise CheckpointError(
@@ -827,7 +944,8 @@ def train(
     # Every number in its range (`_checks.RANGES`, shared with the CLI): NaN, infinities and
     # seeds NumPy cannot take are refused here, before anything is read or written.
     settings = TrainSettings(
-        data=str(data),
+        # Absolute, so that evaluate and a resumed run recognise the folder from any directory.
+        data=str(Path(data).resolve()),
         epochs=checked("epochs", epochs),
         steps_per_epoch=checked("steps_per_epoch", steps_per_epoch),
         batch_size=checked("batch_size", batch_size),
@@ -847,7 +965,15 @@ def train(
         verbose=int(verbose),
         time_limit=None if time_limit is None else checked("time_limit", time_limit),
     )
+    run_dir.mkdir(parents=True, exist_ok=True)
+    with run_lock(run_dir):  # one writer per run folder: a second one is refused at once
+        return _train_holding_lock(run_dir, settings, started)
 
+
+def _train_holding_lock(run_dir: Path, settings: TrainSettings, started: float) -> TrainResult:
+    """The rest of `train`, run while it holds the run folder's lock (`_lock.run_lock`)."""
+    data, seed, verbose = settings.data, settings.seed, settings.verbose
+    time_limit = settings.time_limit
     pieces = load_data(
         data, validation_split=settings.validation_split, seed=settings.seed, verbose=verbose
     )
@@ -861,7 +987,6 @@ def train(
         print(f"training: {sampler.describe()}")
         print(f"validation: {len(valid)} whole pieces, {sum(p.n_steps for p in valid)} steps")
 
-    run_dir.mkdir(parents=True, exist_ok=True)
     _check_settings(run_dir, settings)
     state = _read_state(run_dir)
     resumed_from = state["epoch"] if state else 0
@@ -959,15 +1084,34 @@ def train(
         deadline,
     )
     state["stopped_early"] = False  # a resumed run (say, with more patience) starts afresh
-    _fit_function(model, distribution, sampler, settings)(
-        train_data,
-        epochs=settings.epochs,
-        initial_epoch=state["epoch"],
-        steps_per_epoch=settings.steps_per_epoch,
-        callbacks=[callback],
-        shuffle=False,
-        verbose=verbose,
-    )
+    try:
+        _fit_function(model, distribution, sampler, settings)(
+            train_data,
+            epochs=settings.epochs,
+            initial_epoch=state["epoch"],
+            steps_per_epoch=settings.steps_per_epoch,
+            callbacks=[callback],
+            shuffle=False,
+            verbose=verbose,
+        )
+    except KeyboardInterrupt:
+        # Everything up to the last committed epoch is on disk (state.json is written last).
+        done = callback.committed
+        saved = f"epochs 1-{done} are saved" if done > 1 else f"epoch {done} is saved"
+        saved = saved if done else "no epoch was completed yet"
+        raise KeyboardInterrupt(
+            f"{run_dir}: interrupted; {saved}; run the same command again to resume"
+        ) from None
+    if callback.diverged:
+        kept = (
+            f"it keeps epoch {state['epoch']} (best model: epoch {state['best_epoch']})"
+            if state["epoch"]
+            else "it holds no trained epoch"
+        )
+        raise DataError(
+            f"{run_dir}: training diverged: {callback.diverged}; nothing of that epoch was "
+            f"saved and {kept}; lower --learning-rate and train into a new --out folder"
+        )
     return finished(state.get("stopped_early", False))
 
 
@@ -1061,18 +1205,18 @@ def evaluate_checkpoint(
             verbose=0,
         )[split]
         what, derived = f"{path}, {split} pieces", False
+    if not pieces:
+        raise DataError(f"{what}: there are no pieces to score")
     scores = evaluate(model, pieces, batch_size=batch_size, precision=precision)
     return {**scores, "split": what, "derived": derived}
 
 
 def _trained_on(run_dir: Path) -> dict | None:
+    """The run's train.json (checked: a damaged one is an error), or None without one."""
     path = run_dir / "train.json"
     if not path.exists():
         return None
-    try:
-        return json.loads(path.read_text())
-    except ValueError:
-        return None
+    return _read_settings(path)
 
 
 def evaluate_from_args(args) -> dict:

@@ -9,6 +9,8 @@ import json
 import math
 import os
 import pickle
+import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -179,13 +181,16 @@ def test_changed_settings_are_refused(trained):
         train.train(CHORALES, trained.run_dir, epochs=4, **{**TINY, "batch_size": 8})
 
 
-def test_run_from_before_a_setting_existed_resumes(trained):
-    # A train.json written before a setting (here `ema`) was added reads it as its default.
-    path = trained.run_dir / "train.json"
+def test_run_from_before_a_setting_existed_resumes(trained, tmp_path):
+    # A train.json written before a setting (here `ema`) was added reads it as its default,
+    # and the run trains on (a copy: the shared run stays as it is).
+    run_dir = _copy_of(trained, tmp_path)
+    path = run_dir / "train.json"
     stored = json.loads(path.read_text())
     path.write_text(json.dumps({k: v for k, v in stored.items() if k != "ema"}))
-    again = train.train(CHORALES, trained.run_dir, epochs=4, **TINY)
-    assert again.epochs_completed == 4
+    again = train.train(CHORALES, run_dir, epochs=5, **TINY)
+    assert again.resumed_from == 4 and again.epochs_completed == 5
+    assert json.loads(path.read_text())["ema"] == 0.0  # rewritten with every setting
 
 
 @pytest.mark.slow
@@ -222,6 +227,72 @@ def test_weight_averaging_validates_saves_and_resumes_the_average(tmp_path):
         assert a["val_nll"] == pytest.approx(b["val_nll"], rel=1e-5)
 
 
+def _copy_of(trained, tmp_path: Path) -> Path:
+    """A copy of the shared 4-epoch run, for a test that changes its files."""
+    return Path(shutil.copytree(trained.run_dir, tmp_path / "copy"))
+
+
+def _drop(key: str):
+    return lambda text: json.dumps({k: v for k, v in json.loads(text).items() if k != key})
+
+
+def _set(key: str, value):
+    return lambda text: json.dumps({**json.loads(text), key: value})
+
+
+DAMAGE = {
+    "truncated": lambda text: text[: len(text) // 2],
+    "not JSON": lambda text: "<html>502 Bad Gateway</html>",
+    "a list": lambda text: "[4, 10]",
+}
+DAMAGED_FILES = [
+    *[("backup/state.json", name, damage) for name, damage in DAMAGE.items()],
+    ("backup/state.json", "no epoch", _drop("epoch")),
+    ("backup/state.json", "epoch as text", _set("epoch", "four")),
+    ("backup/state.json", "a row short", _set("rows", [])),
+    ("backup/state.json", "weights outside", _set("weights", "../../etc/passwd")),
+    *[("train.json", name, damage) for name, damage in DAMAGE.items()],
+    ("train.json", "unknown key", _set("learning_rat", 0.1)),
+    ("train.json", "batch size as text", _set("batch_size", "4")),
+    ("train.json", "no data", _drop("data")),
+    *[("config.json", name, damage) for name, damage in DAMAGE.items()],
+    ("config.json", "no n_notes", _drop("n_notes")),
+    ("config.json", "unknown key", _set("colour", "blue")),
+    ("config.json", "infinite n_notes", _set("n_notes", float("inf"))),  # written as Infinity
+    ("config.json", "range past 127", _set("lowest", 100)),
+]
+
+
+@pytest.mark.parametrize(
+    "name, damage",
+    [(f, d) for f, _, d in DAMAGED_FILES],
+    ids=[f"{f}: {n}" for f, n, _ in DAMAGED_FILES],
+)
+def test_damaged_run_files_are_one_line_checkpoint_errors(trained, tmp_path, name, damage):
+    run_dir = _copy_of(trained, tmp_path)
+    path = run_dir / name
+    path.write_text(damage(path.read_text()))
+    with pytest.raises(CheckpointError) as error:
+        train.train(CHORALES, run_dir, epochs=4, **TINY)  # the run is complete: nothing to train
+    message = str(error.value)
+    assert message.startswith(f"{path}: ") and "\n" not in message
+    if name != "backup/state.json":  # evaluate reads the other two
+        with pytest.raises(CheckpointError, match=f"^{re.escape(str(path))}: "):
+            train.evaluate_checkpoint(run_dir, CHORALES)
+
+
+@pytest.mark.parametrize("name", ["backup/state.json", "train.json", "config.json"])
+def test_damaged_run_file_on_the_command_line(trained, tmp_path, capsys, name):
+    run_dir = _copy_of(trained, tmp_path)
+    (run_dir / name).write_text('{"epoch": 4, "rows"')  # cut short mid-write
+    args = ["--data", str(CHORALES), "--out", str(run_dir), "--epochs", "4", "--quiet"]
+    assert cli.main(["train", *args, *TINY_ARGS]) == 2
+    if name == "config.json":
+        assert cli.main(["generate", "--checkpoint", str(run_dir), "--out", "x.mid"]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert lines and all(line.startswith(f"error: {run_dir / name}: ") for line in lines)
+
+
 def test_folder_with_a_foreign_model_is_refused(trained, tmp_path):
     folder = tmp_path / "pretrained"
     folder.mkdir()
@@ -254,6 +325,73 @@ def test_early_stopping_keeps_best(tmp_path):
         CHORALES, tmp_path / "run", epochs=10, patience=1, **{**TINY, "learning_rate": 0.0}
     )
     assert again.epochs_completed == 2  # a finished run is not restarted
+    # More patience resumes it: two more epochs without improvement, then it stops again.
+    patient = train.train(
+        CHORALES, tmp_path / "run", epochs=10, patience=3, **{**TINY, "learning_rate": 0.0}
+    )
+    assert patient.resumed_from == 2 and patient.epochs_completed == 4
+    assert patient.stopped_early and patient.best_epoch == 1
+    assert [row["epoch"] for row in train.read_log(tmp_path / "run")] == [1, 2, 3, 4]
+
+
+def test_time_limit_and_a_run_without_validation_pieces(tmp_path):
+    run_dir = tmp_path / "run"
+    # A budget shorter than any epoch: the first epoch is trained, then the run stops, resumable.
+    first = train.train(CHORALES, run_dir, epochs=3, validation_split=0.0, time_limit=1e-3, **TINY)
+    assert first.epochs_completed == 1 and not first.stopped_early
+    assert json.loads((run_dir / "backup" / "state.json").read_text())["epoch"] == 1
+    # Without validation pieces the latest weights are the model kept, and no NLL is made up.
+    assert first.best_epoch == 1 and first.best_val_nll is None
+    assert np.isnan(first.history[0]["val_nll"]) and np.isnan(first.history[0]["val_play_nll"])
+    assert _log_rows(run_dir)[0]["val_nll"] == "" and float(_log_rows(run_dir)[0]["nll"]) > 0
+    with pytest.raises(DataError, match="no pieces to score"):  # nothing was held out
+        train.evaluate_checkpoint(run_dir, CHORALES, split="valid")
+
+
+def test_train_settings_reach_the_model_the_data_and_train_json(tmp_path, monkeypatch):
+    """chord_below reaches the model, transpose the training stream, and a relative data path
+    is stored absolute: evaluate and a resumed run find the folder from another directory."""
+    streams = []  # the `transpose` of every data stream train() asks for
+    dataset = datasets.SegmentSampler.dataset
+
+    def spy(self, batch_size, **kwargs):
+        streams.append(kwargs.get("transpose", 0))
+        return dataset(self, batch_size, **kwargs)
+
+    monkeypatch.setattr(datasets.SegmentSampler, "dataset", spy)
+    monkeypatch.chdir(ROOT)
+    run_dir = tmp_path / "run"
+    settings = {**TINY, "chord_below": True, "transpose": 2}
+    result = train.train("data/chorales", run_dir, epochs=1, **settings)
+    assert streams[-1] == 2  # the training stream (an earlier one only builds the weights)
+    assert result.model.chord_below
+    assert json.loads((run_dir / "config.json").read_text())["chord_below"] is True
+    stored = json.loads((run_dir / "train.json").read_text())
+    assert stored["chord_below"] is True and stored["transpose"] == 2
+    assert stored["data"] == str(CHORALES)
+    with pytest.raises(CheckpointError, match="transpose=2, not 3"):
+        train.train(CHORALES, run_dir, epochs=2, **{**settings, "transpose": 3})
+
+    monkeypatch.chdir(ROOT / "notebooks")  # where a notebook runs
+    scores = train.evaluate_checkpoint(run_dir, "../data/chorales")
+    assert scores["pieces"] == 3 and "valid pieces" in scores["split"]  # the held-out ones
+    again = train.train("../data/chorales", run_dir, epochs=1, **settings)  # the same data
+    assert again.epochs_completed == 1 and again.resumed_from == 1
+
+
+def test_evaluate_an_empty_split_and_a_pitch_range_mismatch(trained, tmp_path, capsys):
+    assert np.isnan(train.evaluate(trained.model, [])["nll"])  # the API: nothing scored
+    data = _tiny_benchmark(tmp_path / "tiny.pickle")  # 88 keys from A0
+    with pytest.raises(DataError, match=r"covers MIDI 24\.\.101 but the data 21\.\.108"):
+        train.evaluate_checkpoint(trained.run_dir, data)
+    with open(tmp_path / "empty.pickle", "wb") as f:
+        pickle.dump({"train": [[[60]]], "valid": [], "test": [[[60]]]}, f)
+    empty = str(tmp_path / "empty.pickle")
+    args = ["evaluate", "--checkpoint", str(trained.run_dir), "--data", empty, "--split", "valid"]
+    assert cli.main(args) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        "error: empty.pickle, valid split: there are no pieces to score"
+    ]
 
 
 def test_evaluate_matches_model_nll_and_ignores_padding(trained):
@@ -379,51 +517,151 @@ def test_segment_sampler_is_what_training_uses():
 
 
 @pytest.mark.slow
-def test_kill_during_training_then_resume(tmp_path):
+def test_second_writer_refused_then_kill_and_resume(tmp_path):
+    """One run folder, one writer: a second `train` on a live run is refused at once, before
+    TensorFlow loads; after SIGKILL the lock is gone and the same command resumes the run."""
     run_dir = tmp_path / "killed"
     command = [
-        sys.executable,
-        "-m",
-        "musicutils",
-        "train",
-        "--data",
-        str(CHORALES),
-        "--out",
-        str(run_dir),
-        "--quiet",
-        *TINY_ARGS,
-    ]
-    process = subprocess.Popen(
-        [*command, "--epochs", "200"],
-        env=_env(),
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+        sys.executable, "-m", "musicutils", "train", "--data", str(CHORALES),
+        "--out", str(run_dir), "--quiet", *TINY_ARGS,
+    ]  # fmt: skip
     state_path = run_dir / "backup" / "state.json"
-    deadline = time.monotonic() + 120
+    with open(tmp_path / "first.err", "w") as stderr:
+        first = subprocess.Popen(
+            [*command, "--epochs", "200"], env=_env(), cwd=ROOT,
+            stdout=subprocess.DEVNULL, stderr=stderr,
+        )  # fmt: skip
     try:
-        while not state_path.exists() and time.monotonic() < deadline:
+        deadline = time.monotonic() + 600  # a generous wait: a loaded machine starts slowly
+        while not state_path.exists() and time.monotonic() < deadline and first.poll() is None:
             time.sleep(0.05)
-        assert state_path.exists(), "the first epoch never finished"
-        process.send_signal(signal.SIGKILL)  # at a random point of a later epoch
+        assert state_path.exists(), (tmp_path / "first.err").read_text()[-2000:]
+        refused = _cli_in_subprocess(["train", *command[4:], "--epochs", "200"])
+        assert first.poll() is None  # still training
+        first.send_signal(signal.SIGKILL)  # at a random point of a later epoch
     finally:
-        process.kill()
-        process.wait()
+        first.kill()
+        first.wait()
+    assert refused.returncode == 2, refused.stderr
+    assert refused.stderr.splitlines() == [
+        f"error: {run_dir}: another process (pid {first.pid}) is training in this run folder; "
+        "wait for it to end, or use another --out folder"
+    ]
+    assert refused.stdout == "tensorflow not imported\n"
     done = json.loads(state_path.read_text())["epoch"]
     assert done >= 1
     finished = subprocess.run(
-        [*command, "--epochs", str(done + 2)],
-        env=_env(),
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=180,
-    )
+        [*command, "--epochs", str(done + 2)], env=_env(), cwd=ROOT, capture_output=True,
+        text=True, timeout=900,
+    )  # fmt: skip
     assert finished.returncode == 0, finished.stderr
     epochs = [int(r["epoch"]) for r in _log_rows(run_dir)]
     assert epochs == list(range(1, done + 3))  # continued, no epoch twice, none lost
     assert json.loads(state_path.read_text())["epoch"] == done + 2
+
+
+def _cli_in_subprocess(argv: list[str]) -> subprocess.CompletedProcess:
+    """`cli.main(argv)` in a fresh Python; prints whether TensorFlow was imported."""
+    code = (
+        "import sys\nfrom musicutils import cli\n"
+        f"status = cli.main({argv!r})\n"
+        "print('tensorflow', 'imported' if 'tensorflow' in sys.modules else 'not imported')\n"
+        "sys.exit(status)\n"
+    )
+    return subprocess.run(
+        [sys.executable, "-c", code], env=_env(), cwd=ROOT, capture_output=True, text=True,
+        timeout=300,
+    )  # fmt: skip
+
+
+def test_run_lock_dies_with_its_process(tmp_path):
+    from musicutils._lock import run_lock
+
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time\nfrom musicutils._lock import run_lock\n"
+         f"with run_lock({str(tmp_path)!r}):\n    print('held', flush=True)\n    time.sleep(300)"],
+        env=_env(), cwd=ROOT, stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert holder.stdout.readline() == "held\n"
+        with pytest.raises(CheckpointError, match=rf"another process \(pid {holder.pid}\)"):
+            with run_lock(tmp_path):
+                pass
+        holder.send_signal(signal.SIGKILL)
+        holder.wait()
+    finally:
+        holder.kill()
+        holder.wait()
+    with run_lock(tmp_path):  # no stale lock; and nested use in one process shares it
+        with run_lock(tmp_path):
+            assert (tmp_path / "train.lock").read_text() == f"{os.getpid()}\n"
+    assert (tmp_path / "train.lock").read_text() == ""  # released
+
+
+def test_ctrl_c_leaves_a_resumable_run_and_exits_130(tmp_path, monkeypatch, capsys):
+    # Ctrl-C raises KeyboardInterrupt wherever Python runs next; here, in the second epoch.
+    original = train._RunCallback.on_train_batch_end
+
+    def ctrl_c_in_epoch_2(self, batch, logs=None):
+        original(self, batch, logs)
+        if self._epoch == 1 and batch == 1:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(train._RunCallback, "on_train_batch_end", ctrl_c_in_epoch_2)
+    run_dir = tmp_path / "run"
+    args = ["train", "--data", str(CHORALES), "--out", str(run_dir), "--quiet", *TINY_ARGS]
+    assert cli.main([*args, "--epochs", "3"]) == 130
+    assert capsys.readouterr().err.splitlines() == [
+        f"error: {run_dir}: interrupted; epoch 1 is saved; run the same command again to resume"
+    ]
+    # Resumable: epoch 1 committed, nothing half-written, the lock released.
+    from musicutils import _lock
+
+    assert json.loads((run_dir / "backup" / "state.json").read_text())["epoch"] == 1
+    assert [row["epoch"] for row in train.read_log(run_dir)] == [1]
+    assert not list(run_dir.glob(".*")) and not list((run_dir / "backup").glob(".*"))
+    assert not _lock._held
+    with _lock.run_lock(run_dir):  # a new flock on the file: free
+        pass
+
+
+def test_non_finite_loss_stops_and_keeps_the_last_good_epoch(tmp_path, monkeypatch):
+    from musicutils import model as model_lib
+    from musicutils._tf import tf
+
+    poison = tf.Variable(np.nan)  # added to every loss: NaN, or 0 (a tf.where would make NaN
+    # gradients even where it picks the finite branch)
+
+    class PoisonedNLL(model_lib.BiaxialNLL):
+        def call(self, y_true, y_pred):
+            return super().call(y_true, y_pred) + poison
+
+    monkeypatch.setattr(model_lib, "BiaxialNLL", PoisonedNLL)
+    fresh = tmp_path / "fresh"
+    # NaN from the first batch: nothing is saved, so no NaN model can pass for the best one.
+    with pytest.raises(DataError, match="the loss is nan in epoch 1, batch 1; .*holds no"):
+        train.train(CHORALES, fresh, epochs=2, **TINY)
+    assert not (fresh / "model.weights.h5").exists() and not (fresh / "backup").exists()
+
+    # NaN from epoch 2 on: epoch 1 stays the run's state and its best model.
+    saved = {}
+    begin = train._RunCallback.on_epoch_begin
+
+    def poison_epoch_2(self, epoch, logs=None):
+        if epoch == 1:
+            saved["best"] = (self.run_dir / "model.weights.h5").read_bytes()
+            saved["state"] = (self.run_dir / "backup" / "state.json").read_text()
+            poison.assign(np.nan)
+        return begin(self, epoch, logs)
+
+    poison.assign(0.0)
+    monkeypatch.setattr(train._RunCallback, "on_epoch_begin", poison_epoch_2)
+    run_dir = tmp_path / "run"
+    with pytest.raises(DataError, match=r"in epoch 2, batch 1; .* keeps epoch 1 \(best model: "):
+        train.train(CHORALES, run_dir, epochs=3, **TINY)
+    assert (run_dir / "model.weights.h5").read_bytes() == saved["best"]
+    assert (run_dir / "backup" / "state.json").read_text() == saved["state"]
+    assert [row["epoch"] for row in train.read_log(run_dir)] == [1]
 
 
 @pytest.mark.slow
