@@ -358,6 +358,13 @@ def _primer_arrays(primer, model, batch_size, meter, steps_per_beat):
     """
     n_notes, lowest = int(model.n_notes), int(model.lowest)
     if isinstance(primer, midi.Piece):
+        if primer.steps_per_beat != steps_per_beat:
+            # Its steps would be read as the model's: twice too fast, or four times too slow.
+            raise DataError(
+                f"primer {primer.name or ''}: {primer.steps_per_beat} steps per beat, but the "
+                f"model composes on {steps_per_beat}; read it with midi.read(path, "
+                f"steps_per_beat={steps_per_beat})"
+            )
         state = _to_range(primer.state, primer.lowest, lowest, n_notes)
         meters, spb = primer.meters, primer.steps_per_beat
         beat = primer.bar_position()
@@ -416,7 +423,9 @@ def generate(
         steps: number of new time steps per piece.
         batch_size: pieces composed together; they share every matrix product, so eight cost
             far less than eight single runs.
-        primer: music to continue: a `midi.Piece` (its meter and bar positions carry on), a
+        primer: music to continue: a `midi.Piece` on the model's grid (read it with
+            `midi.read(path, steps_per_beat=model.steps_per_beat)`; another grid is refused; its
+            meter and bar positions carry on, notes outside the model's range are left out), a
             state array (P, N, 2) shared by all pieces, or (B, P, N, 2), one per piece. It is fed
             through the time axis first; the composition starts at step P.
         temperature: in [1e-6, 100] (`_checks.RANGES`); logits are divided by it. Below 1 is
@@ -622,7 +631,22 @@ def generate_from_args(args: argparse.Namespace) -> list[Path]:
     written.
     """
     net = load_checkpoint(args.checkpoint)
-    primer = midi.read(args.primer) if args.primer is not None else None
+    primer = None
+    if args.primer is not None:
+        # On the model's own grid and pitch range (a JSB model: 1 step per beat, 88 keys).
+        lowest = int(net.lowest)
+        primer = midi.read(
+            args.primer,
+            steps_per_beat=_model_steps_per_beat(net, None),
+            lowest=lowest,
+            highest=lowest + int(net.n_notes),
+        )
+        if primer.dropped_notes:
+            print(
+                f"primer: {primer.dropped_notes} notes outside the model's range "
+                f"{midi.note_name(lowest)}..{midi.note_name(lowest + int(net.n_notes) - 1)} "
+                "left out"
+            )
     # Draw the seed here when none is given, so that it can be printed and the piece recomposed.
     seed = args.seed if args.seed is not None else int(np.random.default_rng().integers(2**31))
     started = time.perf_counter()
