@@ -44,6 +44,7 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) benchmarks/bench_midi.py
+	$(PY) benchmarks/bench_audio.py
 	$(PY) benchmarks/bench_train_step.py
 	$(PY) benchmarks/bench_generate.py
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import sys
-import time
 import wave
 from pathlib import Path
 
@@ -36,12 +35,9 @@ def test_step_times() -> None:
     # The tempo map the synthesiser renders with (it lives in midi).
     times = midi.step_times([(0, 120.0), (2, 60.0)], 4, 4)
     np.testing.assert_allclose(times, [0, 0.125, 0.25, 0.5, 0.75])
-    np.testing.assert_allclose(
-        times[-1],
-        midi.duration_seconds(
-            midi.Piece(np.zeros((4, 1, 2), np.uint8), tempos=[(0, 120.0), (2, 60.0)])
-        ),
-    )
+    # 2 steps at 1/8 s, 2 at 1/4 s: what the duration of a 4-step piece with that map reports
+    piece = midi.Piece(np.zeros((4, 1, 2), np.uint8), tempos=[(0, 120.0), (2, 60.0)])
+    assert midi.duration_seconds(piece) == pytest.approx(0.75)
 
 
 def test_silence_is_zeros() -> None:
@@ -160,12 +156,11 @@ def test_wav_player_and_fallback_without_soundfile(monkeypatch) -> None:
     assert short.mimetype == "audio/wav" and short.data[:4] == b"RIFF"
 
 
-def test_a_chorale_renders_fast() -> None:
+def test_the_longest_chorale_renders_whole() -> None:
+    # Its speed is measured by benchmarks/bench_audio.py (a time limit here would flake on a
+    # loaded machine).
     pieces = data.load_corpus(data.bundled_chorales_dir(), cache=False, progress=False).pieces
     piece = max(pieces, key=midi.duration_seconds)  # about 1.5 minutes, 600+ notes
-    audio.render(piece)  # warm up
-    start = time.perf_counter()
     wave_ = audio.render(piece)
-    seconds = time.perf_counter() - start
-    assert len(wave_) / SR > 60
-    assert seconds < 1.0, f"rendering {len(wave_) / SR:.0f} s of music took {seconds:.2f} s"
+    assert len(wave_) == pytest.approx((midi.duration_seconds(piece) + 0.1) * SR, abs=2)
+    assert np.isfinite(wave_).all() and np.isclose(np.abs(wave_).max(), audio.PEAK, atol=1e-6)

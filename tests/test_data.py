@@ -83,16 +83,17 @@ def test_cache_hit_returns_equal_pieces(folder: Path, tmp_path: Path) -> None:
         )
 
 
-def test_cache_is_faster_on_the_bundled_chorales(tmp_path: Path) -> None:
+def test_cache_spares_parsing_the_bundled_chorales(tmp_path: Path, monkeypatch) -> None:
+    # Counted, not timed (a time limit flakes on a loaded machine): the warm load parses nothing.
     folder = data.bundled_chorales_dir()
-    start = time.perf_counter()
+    parsed = []
+    read = midi.read
+    monkeypatch.setattr(midi, "read", lambda path, **kw: parsed.append(path) or read(path, **kw))
     cold = data.load_corpus(folder, cache_dir=tmp_path, progress=False)
-    cold_s = time.perf_counter() - start
-    start = time.perf_counter()
+    assert len(parsed) == 30 and not cold.from_cache
     warm = data.load_corpus(folder, cache_dir=tmp_path, progress=False)
-    warm_s = time.perf_counter() - start
+    assert len(parsed) == 30 and warm.from_cache  # no file read again
     assert len(cold) == len(warm) == 30 and not cold.errors
-    assert warm.from_cache and warm_s < cold_s / 2
 
 
 def test_cache_invalidated_by_changes(folder: Path, tmp_path: Path) -> None:

@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from musicutils import loops
 from musicutils._tf import tf
 from musicutils.loops import (
     ODE_TO_JOY,
@@ -118,18 +119,19 @@ def test_sampler_rejects_bad_arguments(ode_matrix):
         sampler.sample_graph(0, 0)
 
 
-def test_time_call_takes_the_median_after_warmup():
+def test_time_call_takes_the_median_after_warmup(monkeypatch):
+    # A fake clock that only the calls advance: exact figures, whatever the machine's load.
+    clock = [0.0]
+    monkeypatch.setattr(loops.time, "perf_counter", lambda: clock[0])
     calls = []
-    durations = iter([0.5, 0.0, 0.03, 0.0])  # warm-up call is slow; then 0, 30 ms, 0
+    durations = iter([0.5, 0.01, 0.03, 0.02])  # the warm-up call is slow; then 10, 30, 20 ms
 
     def fn():
-        import time
-
         calls.append(1)
-        time.sleep(next(durations))
+        clock[0] += next(durations)
 
     seconds = time_call(fn, repeats=3, warmup=1)
     assert len(calls) == 4
-    assert seconds < 0.02  # median of (0, 0.03, 0), the slow warm-up not counted
+    assert seconds == pytest.approx(0.02)  # median of (0.01, 0.03, 0.02), warm-up not counted
     with pytest.raises(ValueError):
         time_call(fn, repeats=0)

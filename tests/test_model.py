@@ -260,7 +260,8 @@ def test_gradients_reach_every_weight(model, precision):
     with tf.GradientTape() as tape:
         loss = tf.reduce_mean(nll_per_step(inputs["state"], model(inputs, training=True)))
     grads = tape.gradient(loss, model.trainable_variables)
-    assert len(grads) == len(model.trainable_variables) == 4 * 3 + 2
+    # 4 LSTM layers x (kernel, recurrent kernel, bias) + the output layer's kernel and bias
+    assert len(model.trainable_variables) == 4 * 3 + 2
     for var, grad in zip(model.trainable_variables, grads, strict=True):
         assert grad is not None, var.path
         assert grad.dtype == var.dtype == tf.float32, var.path  # the optimizer sees float32
@@ -287,7 +288,7 @@ def test_fit_reduces_the_loss(precision):
     # the weights and Adam's moments stay float32 (the step counter is an integer)
     assert {v.dtype for v in model.trainable_variables} == {"float32"}
     assert {v.dtype for v in model.optimizer.variables} <= {"float32", "int64"}
-    assert after["play_nll"] < before["play_nll"] < before["loss"]
+    assert after["play_nll"] < 0.95 * before["play_nll"]  # the play bits learned too (-12 %)
 
 
 def test_config_round_trip(model):
@@ -335,8 +336,11 @@ def test_wrong_note_count_is_reported(model):
 def test_flop_count_of_the_default_model():
     config = BiaxialModel().get_config()
     forward = flops_per_forward(config, 10, 128)
-    assert 0.26e12 < forward < 0.28e12  # the estimate: about 0.27 TFLOP
-    assert flops_per_train_step(config, 10, 128) == pytest.approx(3 * forward)
+    # By hand: 10 x 128 x 78 cells; multiply-adds per cell: 4 gates x units x (inputs + units)
+    # for time LSTMs 81 -> 300 -> 300 and note LSTMs 302 -> 100 -> 50, plus 50 x 2 outputs.
+    macs = 4 * 300 * (81 + 300) + 4 * 300 * 600 + 4 * 100 * (302 + 100) + 4 * 50 * 150 + 100
+    assert forward == 2 * (10 * 128 * 78) * macs == 273_182_208_000  # about 0.27 TFLOP
+    assert flops_per_train_step(config, 10, 128) == 819_546_624_000  # + backward: 2x forward
 
 
 #: Tolerances (rtol, atol) of the hand-written LSTM gradient against autodiff. In bfloat16 the

@@ -1,7 +1,9 @@
 """Package-level promises: quiet TensorFlow import, light modules stay light."""
 
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 
 def run_python(code: str) -> subprocess.CompletedProcess:
@@ -53,3 +55,25 @@ def test_atomic_open_replaces_only_on_success(tmp_path):
         file.write("new")
     assert target.read_text() == "new"
     assert target.stat().st_mode & 0o777 == 0o644
+
+
+def test_tests_cache_in_a_temporary_folder_and_ci_derandomises_hypothesis():
+    import tempfile
+
+    from musicutils import data
+
+    # tests/conftest.py: no corpus cache in ~/.cache (subprocesses inherit the folder)
+    cache = data.default_cache_dir()
+    assert cache.parent == Path(tempfile.gettempdir()) and cache.name.startswith("musicutils-test")
+    code = (
+        "import conftest\nfrom hypothesis import settings\n"
+        "print(settings.default.derandomize, settings.default.database, settings.default.deadline)"
+    )
+    tests = Path(__file__).parent
+    local = {key: value for key, value in os.environ.items() if key != "CI"}
+    for env, derandomized in (({**local, "CI": "true"}, "True"), (local, "False")):
+        shown = subprocess.run(
+            [sys.executable, "-c", code], cwd=tests, env=env,
+            capture_output=True, text=True, timeout=120, check=True,
+        ).stdout.split()  # fmt: skip
+        assert shown == [derandomized, "None", "None"]  # no .hypothesis/ folder, no time limit
