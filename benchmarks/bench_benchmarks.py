@@ -1,31 +1,62 @@
 """Train on the Boulanger-Lewandowski benchmarks and report the test NLL per time step.
 
-    .venv/bin/python benchmarks/bench_benchmarks.py                     # JSB, 60 minutes
-    .venv/bin/python benchmarks/bench_benchmarks.py --chord-below --patience 15   # our best
-    .venv/bin/python benchmarks/bench_benchmarks.py --sets jsb,nottingham --minutes 30
-    .venv/bin/python benchmarks/bench_benchmarks.py --minutes 2         # a smoke test
+    .venv/bin/python benchmarks/bench_benchmarks.py --sets jsb --minutes 60 --chord-below \\
+        --patience 15                                  # the README's 4.98 (seed 0)
+    .venv/bin/python benchmarks/bench_benchmarks.py --sets jsb --minutes 60 --chord-below \\
+        --patience 15 --seeds 0,1,2                    # three seeds, mean +- std
+    .venv/bin/python benchmarks/bench_benchmarks.py --sets musedata --minutes 120 --chord-below \\
+        --patience 15
+    .venv/bin/python benchmarks/bench_benchmarks.py --minutes 0.05 --no-record   # a smoke test
+    .venv/bin/python benchmarks/bench_benchmarks.py --sets piano --time-batches 3  # cost only
 
-For each set: train on its train split (`musicutils.train.train`, early stopping on the NLL of
-the whole valid pieces, best weights kept) within `--minutes` of wall time, then score the best
-weights on the whole test pieces. Prints one line per set:
+For each set and seed: train on its train split (`musicutils.train.train`, early stopping on the
+NLL of the whole valid pieces, best weights kept) within `--minutes` of wall time, then score
+the best weights on the whole test pieces. Prints one line per run and appends it, as printed,
+to `benchmarks/results/<set>.txt` (atomically: the file is rewritten through a temporary file;
+`--no-record` for smoke runs; lines starting with `#` there are comments):
 
-    jsb: test_nll_per_step=9.164 (play bits, 88 keys; +articulation 10.117) valid=8.866
-        best_epoch=12 epochs=12 minutes=9.5 (with test 9.6) model=time 100,100 note 60,30 batch
-        16 x 32 steps
+    jsb: test_nll_per_step=4.979 test_nll_with_articulation=5.009 valid=4.962 best_epoch=91
+        epochs=106 minutes=29.6 stopped=early seed=0 model="time 100,100; note 60,30;
+        chord-below; batch 16 x 32; 25 batches/epoch" command="benchmarks/bench_benchmarks.py
+        --sets jsb --seed 0 --minutes 60 --chord-below --patience 15"
 
-(that line: the defaults with `--minutes 10` on a 2-core machine shared with other jobs, load
-average 5-8; 300 updates. The validation NLL sits on a plateau near 16 nats, the cost of knowing
-only how often each key sounds, for the first ~100 updates, then falls steadily.)
+(one line in the file; wrapped here). `test_nll_per_step` is the negative log-likelihood of the
+test set in nats per time step over the 88 play bits (total over all test steps / number of
+test steps), the figure published for these benchmarks (Boulanger-Lewandowski et al. 2012; Bai
+et al. 2018 use the same, though they do not score each piece's first frame; we do, predicting
+it from silence, which is slightly stricter). Articulation is derived from onsets in this data
+(a note restruck in consecutive frames is one held note), so the play figure is the comparable
+one. `valid` is the play-bit NLL of the valid pieces at the best epoch; `minutes` sums the
+seconds of every completed epoch (training and validation) over all the sessions of the run,
+so a run stopped by `--minutes` and resumed by the same command reports its total time;
+`stopped` says why the run ended (early: patience ran out; time: the `--minutes` limit, run the
+command again to continue); `command` reproduces the line (`--seeds` is written as `--seed`).
 
-`test_nll_per_step` is the negative log-likelihood of the test set in nats per time step over
-the 88 play bits (total over all test steps / number of test steps), the figure published for
-these benchmarks (Boulanger-Lewandowski et al. 2012; Bai et al. 2018 use the same, though they
-do not score each piece's first frame; we do, predicting it from silence, which is slightly
-stricter). Articulation is derived from onsets in this data (a note restruck in consecutive
-frames is one held note), so the play figure is the comparable one.
+Run folders: `--out/<set>/run-<hash of the training settings>` (`train.run_folder`), so
+each seed and each option set has its own folder and running the same command again resumes
+an unfinished run (the minutes limit counts again from the new start).
 
-Run folders go to `--out` (default out/bench/<set>); running the same command again resumes an
-unfinished run (the minutes count again from the new start).
+`--keep-epochs` keeps every epoch's weights (hard links to the backup the run writes after each
+epoch, `<run>/epochs/`), and `--average-epochs A-B` then scores the average of the kept
+weights of epochs A..B and prints (and records) a second line with `averaged_epochs=A-B`: the
+README's weight-averaging figure (epochs 78-88 of the JSB seed-0 run) comes from
+`--keep-epochs --average-epochs 78-88` added to the JSB command. Neither changes the training.
+
+Default sizes per set (`SETS`): JSB 16 x 32 steps, 25 batches per epoch (the README's runs);
+Nottingham 16 x 128, 25 batches (the README's 2.29); MuseData and Piano-midi.de 16 x 128 and
+50 batches per epoch, chosen by measurement (`--time-batches 3`, float32, chord-below model,
+default sizes; measured on the 2-core machine while other jobs ran, load average ~12, so the
+absolute seconds are inflated and only the ratios between rows are meaningful):
+
+MEASURED_BATCH_COSTS
+
+Validation scores every valid piece after each epoch, which costs about a third of a training
+step per valid step: MuseData's 82,755 valid steps cost about as much as 20 batches of 16 x 128,
+Piano-midi.de's 8,540 steps about 2. Hence 50 batches per epoch for MuseData (validation ~30 %
+of an epoch instead of ~45 % with 25) and for Piano-midi.de (fewer epochs, same updates; its
+patience counts epochs). Since the training data became every piece (`datasets.SegmentSampler`
+pads the 163 MuseData and 2 Piano-midi.de training pieces shorter than 128 steps with masked
+silence), no piece is left out at these lengths.
 
 Data: the pickles in ../shared/data/polyphonic (beside the checkout) or `--data-dir`; see
 `musicutils.datasets.download_benchmark` to fetch them.
@@ -34,26 +65,69 @@ Data: the pickles in ../shared/data/polyphonic (beside the checkout) or `--data-
 from __future__ import annotations
 
 import argparse
+import os
+import shlex
+import statistics
 import sys
+import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from musicutils import datasets, train  # noqa: E402
+from musicutils._io import atomic_open  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "polyphonic"
+RESULTS = ROOT / "benchmarks" / "results"
+SCRIPT = "benchmarks/bench_benchmarks.py"
 
-#: Benchmark name (a key of `datasets.BENCHMARKS`, which knows its file) -> default segment
-#: length in steps. JSB steps are quarter notes and its pieces 25..160 steps long: 32 steps = 8
-#: bars and only one training piece is shorter. The other sets have eighth-note steps and longer
-#: pieces.
-SETS = {"jsb": 32, "nottingham": 128, "musedata": 128, "piano": 128}
+
+@dataclass(frozen=True)
+class SetDefaults:
+    """Training sizes of one benchmark (a key of `datasets.BENCHMARKS`, which knows its file).
+
+    Attributes:
+        segment_length: steps per training segment (JSB: quarter notes, pieces of 25..129
+            steps in the train split, so 32 = 8 bars; the others: eighth notes).
+        batch_size: segments per batch.
+        steps_per_epoch: batches between two validations.
+    """
+
+    segment_length: int
+    batch_size: int
+    steps_per_epoch: int
+
+
+SETS = {
+    "jsb": SetDefaults(32, 16, 25),
+    "nottingham": SetDefaults(128, 16, 25),
+    "musedata": SetDefaults(128, 16, 50),
+    "piano": SetDefaults(128, 16, 50),
+}
+
+#: Options that do not change a run's result line, left out of its `command=`: the sets and
+#: seeds are written per run, the others only say where files go or how much is printed.
+_PER_RUN = {"--sets", "--seeds", "--seed"}
+_NOT_IN_COMMAND = {"--out", "--results-dir", "--verbose"}
+_FLAGS_NOT_IN_COMMAND = {"--no-record"}
 
 
 def _sizes(text: str) -> list[int]:
     return [int(part) for part in text.split(",") if part.strip()]
+
+
+def _epoch_range(text: str) -> tuple[int, int]:
+    first, _, last = text.partition("-")
+    try:
+        span = int(first), int(last or first)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected FIRST-LAST epochs, got {text!r}") from None
+    if not 1 <= span[0] <= span[1]:
+        raise argparse.ArgumentTypeError(f"expected 1 <= FIRST <= LAST, got {text!r}")
+    return span
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -65,7 +139,7 @@ def parse_args(argv=None) -> argparse.Namespace:
         "--minutes",
         type=float,
         default=60.0,
-        help="wall-clock training budget per set (default 60)",
+        help="wall-clock training budget per run (default 60)",
     )
     parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--out", type=Path, default=ROOT / "out" / "bench")
@@ -76,14 +150,14 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument(
         "--chord-below", action="store_true", help="note-axis chord inputs (model.chord_below)"
     )
-    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--batch-size", type=int, default=None, help="default: per set")
     parser.add_argument(
         "--segment-length",
         type=int,
         default=None,
-        help="steps per training segment (default: per set, 32 for JSB)",
+        help="steps per training segment (default: per set, 32 for JSB, 128 for the others)",
     )
-    parser.add_argument("--steps-per-epoch", type=int, default=25)
+    parser.add_argument("--steps-per-epoch", type=int, default=None, help="default: per set")
     parser.add_argument("--learning-rate", type=float, default=2e-3)
     parser.add_argument("--dropout", type=float, default=0.3)
     parser.add_argument(
@@ -96,77 +170,385 @@ def parse_args(argv=None) -> argparse.Namespace:
         help="augment by random transposition within +-K semitones",
     )
     parser.add_argument("--patience", type=int, default=8)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--precision",
+        default="float32",
+        help="of the LSTMs' matrix products: float32, bfloat16 or auto (see train)",
+    )
+    parser.add_argument("--seed", type=int, default=0, help="one seed (default 0)")
+    parser.add_argument(
+        "--seeds",
+        type=_sizes,
+        default=None,
+        help="several seeds, e.g. 0,1,2: one run each, then the mean and standard deviation",
+    )
+    parser.add_argument(
+        "--no-record",
+        action="store_true",
+        help="do not append the result lines to benchmarks/results/<set>.txt (smoke runs)",
+    )
+    parser.add_argument("--results-dir", type=Path, default=RESULTS)
+    parser.add_argument(
+        "--keep-epochs", action="store_true", help="keep every epoch's weights in <run>/epochs"
+    )
+    parser.add_argument(
+        "--average-epochs",
+        type=_epoch_range,
+        default=None,
+        metavar="FIRST-LAST",
+        help="also score the average of the kept weights of these epochs (needs --keep-epochs)",
+    )
+    parser.add_argument(
+        "--time-batches",
+        type=int,
+        default=0,
+        metavar="N",
+        help="only measure: seconds per training batch (N batches after one warm-up) and per "
+        "validation step; no training run, nothing recorded",
+    )
     parser.add_argument("--verbose", type=int, default=2, help="0, 1 (progress bar) or 2")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    args.set_names = [n.strip() for n in args.sets.split(",") if n.strip()]
+    unknown = [n for n in args.set_names if n not in SETS]
+    if unknown:
+        parser.error(f"unknown set(s) {', '.join(unknown)}; known: {', '.join(SETS)}")
+    if args.average_epochs and not args.keep_epochs:
+        parser.error("--average-epochs needs --keep-epochs (the weights of each epoch)")
+    if args.seeds is not None and not args.seeds:
+        parser.error("--seeds: give at least one seed, e.g. 0,1,2")
+    args.run_seeds = args.seeds if args.seeds is not None else [args.seed]
+    args.argv = list(sys.argv[1:] if argv is None else argv)
+    return args
 
 
-def run_set(name: str, args: argparse.Namespace) -> dict:
-    """Train and test one benchmark; returns the numbers printed."""
-    file, default_length = datasets.BENCHMARKS[name].file, SETS[name]
-    path = args.data_dir / file
+def command_of(args: argparse.Namespace, name: str, seed: int) -> str:
+    """The command line that reproduces one run: this script with `--sets name --seed seed` and
+    every other option given, less those that do not change the result."""
+    kept, tokens = [], iter(args.argv)
+    for token in tokens:
+        option, has_value, _ = token.partition("=")
+        if option in _FLAGS_NOT_IN_COMMAND:
+            continue
+        if option in _PER_RUN | _NOT_IN_COMMAND:
+            if not has_value:
+                next(tokens, None)  # its value
+            continue
+        kept.append(token)
+    return shlex.join([SCRIPT, "--sets", name, "--seed", str(seed), *kept])
+
+
+def sizes_of(args: argparse.Namespace, name: str) -> SetDefaults:
+    """The segment length, batch size and batches per epoch of a set: the options, else SETS."""
+    default = SETS[name]
+    return SetDefaults(
+        args.segment_length or default.segment_length,
+        args.batch_size or default.batch_size,
+        args.steps_per_epoch or default.steps_per_epoch,
+    )
+
+
+def settings_of(args: argparse.Namespace, name: str, seed: int) -> dict:
+    """Keyword arguments of `train.train` (data included) for one run."""
+    sizes = sizes_of(args, name)
+    path = (args.data_dir / datasets.BENCHMARKS[name].file).resolve()
     if not path.exists():
         raise SystemExit(
             f"{path}: not found (use --data-dir, or "
             f"musicutils.datasets.download_benchmark({name!r}, folder))"
         )
-    segment_length = args.segment_length or default_length
-    started = time.perf_counter()
-    result = train.train(
-        path,
-        args.out / name,
+    return dict(
+        data=str(path),
         epochs=100_000,
-        steps_per_epoch=args.steps_per_epoch,
-        batch_size=args.batch_size,
-        segment_length=segment_length,
-        time_sizes=args.time_sizes,
-        note_sizes=args.note_sizes,
+        steps_per_epoch=sizes.steps_per_epoch,
+        batch_size=sizes.batch_size,
+        segment_length=sizes.segment_length,
+        time_sizes=tuple(args.time_sizes),
+        note_sizes=tuple(args.note_sizes),
         chord_below=args.chord_below,
         dropout=args.dropout,
         learning_rate=args.learning_rate,
         ema=args.ema,
         transpose=args.transpose,
         patience=args.patience,
-        seed=args.seed,
-        verbose=args.verbose,
-        time_limit=args.minutes * 60,
+        seed=seed,
+        precision=args.precision,
     )
-    trained_minutes = (time.perf_counter() - started) / 60
-    test = train.evaluate(result.model, datasets.load_benchmark(path)["test"])
-    return {
+
+
+def describe_model(args: argparse.Namespace, name: str) -> str:
+    sizes = sizes_of(args, name)
+    parts = [
+        f"time {','.join(map(str, args.time_sizes))}",
+        f"note {','.join(map(str, args.note_sizes))}",
+        *(["chord-below"] if args.chord_below else []),
+        *([args.precision] if args.precision != "float32" else []),
+        f"batch {sizes.batch_size} x {sizes.segment_length}",
+        f"{sizes.steps_per_epoch} batches/epoch",
+    ]
+    return "; ".join(parts)
+
+
+class EpochKeeper:
+    """Hard-links each `backup/epoch-NNNN.weights.h5` of a run into `<run>/epochs/` while it
+    trains. The run writes that file after each epoch and deletes it after the next one (see
+    `musicutils.train`), so polling every half second never misses one."""
+
+    def __init__(self, run_dir: Path):
+        self.backup, self.kept = run_dir / "backup", run_dir / "epochs"
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._poll, daemon=True)
+
+    def scan(self) -> None:
+        for path in self.backup.glob("epoch-*.weights.h5"):
+            target = self.kept / path.name
+            if not target.exists():
+                self.kept.mkdir(parents=True, exist_ok=True)
+                try:
+                    os.link(path, target)
+                except FileNotFoundError:  # deleted between the glob and the link
+                    pass
+
+    def _poll(self) -> None:
+        while not self._stop.wait(0.5):
+            self.scan()
+
+    def __enter__(self) -> EpochKeeper:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.scan()
+
+
+class MissingEpochs(Exception):
+    """Some epochs to average were not kept (the run is shorter, or ran without --keep-epochs)."""
+
+
+def average_kept_epochs(result: train.TrainResult, settings: dict, first: int, last: int):
+    """The best model's architecture with the mean of the kept weights of epochs first..last."""
+    import numpy as np
+
+    from musicutils import model as model_lib
+    from musicutils._tf import keras
+
+    files = [
+        result.run_dir / "epochs" / f"epoch-{e:04d}.weights.h5" for e in range(first, last + 1)
+    ]
+    missing = [f.name for f in files if not f.exists()]
+    if missing:
+        raise MissingEpochs(
+            f"{result.run_dir / 'epochs'}: no kept weights for {', '.join(missing)} (the run "
+            f"has {result.epochs_completed} epochs; epochs trained without --keep-epochs are "
+            "not kept)"
+        )
+    model = model_lib.BiaxialModel.from_config(result.model.get_config())
+    ema = settings["ema"]
+    model.compile(
+        optimizer=keras.optimizers.Adam(use_ema=ema > 0, ema_momentum=ema if ema > 0 else 0.99),
+        loss=model_lib.BiaxialNLL(),
+    )
+    pieces = datasets.load_benchmark(settings["data"])["valid"][:1]
+    state, beat, _ = next(datasets.padded_batches(pieces))
+    model({"state": state, "beat": beat})  # build
+    model.optimizer.build(model.trainable_variables)
+    total = None
+    for file in files:  # the backup holds the model and its optimizer; we average the model
+        model.load_weights(file)
+        weights = [v.numpy().astype(np.float64) for v in model.trainable_variables]
+        total = weights if total is None else [t + w for t, w in zip(total, weights, strict=True)]
+    for variable, summed in zip(model.trainable_variables, total, strict=True):
+        variable.assign((summed / len(files)).astype(np.float32))
+    return model
+
+
+def run_set(name: str, seed: int, args: argparse.Namespace) -> list[dict]:
+    """Train (or resume) and test one benchmark with one seed; the numbers of its line(s)."""
+    settings = settings_of(args, name, seed)
+    run_dir = train.run_folder(args.out / name, settings)
+    started = time.perf_counter()
+    keeper = EpochKeeper(run_dir) if args.keep_epochs else None
+    if keeper:
+        keeper.__enter__()
+    try:
+        result = train.train(
+            out=run_dir, verbose=args.verbose, time_limit=args.minutes * 60, **settings
+        )
+    finally:
+        if keeper:
+            keeper.__exit__()
+    splits = datasets.load_benchmark(settings["data"])
+    test = train.evaluate(result.model, splits["test"])
+    if result.stopped_early:
+        stopped = "early"
+    elif result.epochs_completed >= settings["epochs"]:
+        stopped = "epochs"
+    else:
+        stopped = "time"
+    common = {
         "set": name,
-        "test_play": test["play_nll"],
-        "test_all": test["nll"],
-        "valid": result.history[result.best_epoch - 1]["val_play_nll"],
+        "seed": seed,
         "best_epoch": result.best_epoch,
         "epochs": result.epochs_completed,
-        "minutes": trained_minutes,
-        "total_minutes": (time.perf_counter() - started) / 60,
-        "segment_length": segment_length,
+        "minutes": sum(row["seconds"] for row in result.history) / 60,
+        "stopped": stopped,
+        "session_minutes": (time.perf_counter() - started) / 60,
+        "run_dir": run_dir,
     }
+    rows = [
+        {
+            **common,
+            "test_play": test["play_nll"],
+            "test_all": test["nll"],
+            "valid": result.history[result.best_epoch - 1]["val_play_nll"],
+        }
+    ]
+    if args.average_epochs:
+        first, last = args.average_epochs
+        try:
+            averaged = average_kept_epochs(result, settings, first, last)
+        except MissingEpochs as exc:  # say so and go on with the other seeds and sets
+            print(f"{name}: seed {seed}: epochs {first}-{last} not averaged: {exc}", flush=True)
+            return rows
+        valid = train.evaluate(averaged, splits["valid"])
+        test = train.evaluate(averaged, splits["test"])
+        best_single = min(r["val_play_nll"] for r in result.history[first - 1 : last])
+        rows.append(
+            {
+                **common,
+                "test_play": test["play_nll"],
+                "test_all": test["nll"],
+                "valid": valid["play_nll"],
+                "averaged": f"{first}-{last}",
+                "best_single_valid": best_single,
+            }
+        )
+    return rows
+
+
+def result_line(r: dict, args: argparse.Namespace) -> str:
+    """The line printed and recorded for one run (see the module docstring)."""
+    averaged = (
+        f" averaged_epochs={r['averaged']} best_single_epoch_valid={r['best_single_valid']:.3f}"
+        if "averaged" in r
+        else ""
+    )
+    return (
+        f"{r['set']}: test_nll_per_step={r['test_play']:.3f} "
+        f"test_nll_with_articulation={r['test_all']:.3f} valid={r['valid']:.3f}{averaged} "
+        f"best_epoch={r['best_epoch']} epochs={r['epochs']} minutes={r['minutes']:.1f} "
+        f"stopped={r['stopped']} seed={r['seed']} "
+        f'model="{describe_model(args, r["set"])}" '
+        f'command="{command_of(args, r["set"], r["seed"])}"'
+    )
+
+
+def record(line: str, name: str, results_dir: Path) -> Path:
+    """Append one line to results_dir/<name>.txt atomically (rewritten through a temp file)."""
+    path = results_dir / f"{name}.txt"
+    before = path.read_text() if path.exists() else ""
+    if before and not before.endswith("\n"):
+        before += "\n"
+    with atomic_open(path, "w", encoding="utf-8") as f:
+        f.write(before + line + "\n")
+    return path
+
+
+def seeds_summary(name: str, values: list[float], seeds: list[int]) -> str:
+    """Mean and sample standard deviation (n - 1) of the test NLL over the seeds."""
+    mean = statistics.fmean(values)
+    std = statistics.stdev(values) if len(values) > 1 else float("nan")
+    listed = ", ".join(f"{v:.3f}" for v in values)
+    return (
+        f"{name}: seeds {','.join(map(str, seeds))}: test_nll_per_step mean={mean:.3f} "
+        f"std={std:.3f} (sample standard deviation, n={len(values)}; {listed})"
+    )
+
+
+def time_batches(name: str, args: argparse.Namespace) -> str:
+    """Seconds per training batch and per validation step of one set at the chosen sizes."""
+    import numpy as np
+
+    from musicutils import model as model_lib
+    from musicutils._tf import keras
+
+    settings = settings_of(args, name, args.run_seeds[0])
+    splits = datasets.load_benchmark(settings["data"])
+    sampler = datasets.SegmentSampler(splits["train"], settings["segment_length"])
+    keras.utils.set_random_seed(settings["seed"])
+    model = model_lib.BiaxialModel(
+        n_notes=sampler.n_notes,
+        lowest=sampler.lowest,
+        time_sizes=settings["time_sizes"],
+        note_sizes=settings["note_sizes"],
+        dropout=settings["dropout"],
+        seed=settings["seed"],
+        steps_per_beat=splits["train"][0].steps_per_beat,
+        chord_below=settings["chord_below"],
+        precision=model_lib.resolve_precision(settings["precision"]),
+    )
+    model.compile(  # as train.train compiles it
+        optimizer=keras.optimizers.Adam(settings["learning_rate"]),
+        loss=model_lib.BiaxialNLL(),
+        weighted_metrics=[model_lib.PlayNLL()],
+    )
+    batches = iter(sampler.dataset(settings["batch_size"], seed=settings["seed"], weights=True))
+    seconds = []
+    for i in range(args.time_batches + 1):  # the first one traces
+        inputs, target, weight = next(batches)
+        began = time.perf_counter()
+        model.train_on_batch(inputs, target, sample_weight=weight)
+        if i:
+            seconds.append(time.perf_counter() - began)
+    per_batch = float(np.median(seconds))
+    # Validation: whole valid pieces, as train.train scores them after each epoch; timed on a
+    # spread of them (every k-th by length, about 4000 steps), the second time: the first pass
+    # compiles the XLA cells for each new padded length, which a run does in its first epoch only.
+    valid = sorted(splits["valid"], key=lambda p: p.n_steps)
+    total_steps = sum(p.n_steps for p in valid)
+    every = max(1, round(total_steps / 4000))
+    sample = valid[::every]
+    train.evaluate(model, sample, batch_size=settings["batch_size"])
+    began = time.perf_counter()
+    scored = train.evaluate(model, sample, batch_size=settings["batch_size"])
+    per_step = (time.perf_counter() - began) / scored["steps"]
+    epoch = settings["steps_per_epoch"] * per_batch + total_steps * per_step
+    size, length = settings["batch_size"], settings["segment_length"]
+    listed = ", ".join(f"{s:.2f}" for s in seconds)
+    return (
+        f"{name}: seconds_per_batch={per_batch:.2f} (median of {len(seconds)}: {listed}) "
+        f"batch={size} x {length} ms_per_segment_step={1000 * per_batch / size / length:.2f} "
+        f"validation_ms_per_step={1000 * per_step:.2f} valid_steps={total_steps} "
+        f"epoch_seconds~{epoch:.0f} ({settings['steps_per_epoch']} batches + validation); "
+        f"training: {sampler.describe()}"
+    )
 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    names = [n.strip() for n in args.sets.split(",") if n.strip()]
-    unknown = [n for n in names if n not in SETS]
-    if unknown:
-        raise SystemExit(f"unknown set(s) {', '.join(unknown)}; known: {', '.join(SETS)}")
+    if args.time_batches:
+        for name in args.set_names:
+            print(time_batches(name, args), flush=True)
+        return 0
     lines = []
-    for name in names:
-        r = run_set(name, args)
-        model = (
-            f"time {','.join(map(str, args.time_sizes))} note "
-            f"{','.join(map(str, args.note_sizes))} batch {args.batch_size} x "
-            f"{r['segment_length']} steps"
-        )
-        lines.append(
-            f"{name}: test_nll_per_step={r['test_play']:.3f} (play bits, 88 keys; "
-            f"+articulation {r['test_all']:.3f}) valid={r['valid']:.3f} "
-            f"best_epoch={r['best_epoch']} epochs={r['epochs']} "
-            f"minutes={r['minutes']:.1f} (with test {r['total_minutes']:.1f}) model={model}"
-        )
-        print(lines[-1], flush=True)
+    for name in args.set_names:
+        test_values = []
+        for seed in args.run_seeds:
+            for r in run_set(name, seed, args):
+                line = result_line(r, args)
+                print(line, flush=True)
+                lines.append(line)
+                if not args.no_record:
+                    record(line, name, args.results_dir)
+                if "averaged" not in r:
+                    test_values.append(r["test_play"])
+        if len(args.run_seeds) > 1:
+            summary = seeds_summary(name, test_values, args.run_seeds)
+            print(summary, flush=True)
+            lines.append(summary)
+            if not args.no_record:
+                record(f"# {summary}", name, args.results_dir)
     if len(lines) > 1:
         print("\n".join(["", "summary:", *lines]))
     return 0
