@@ -307,31 +307,31 @@ def test_custom_adaptive_rule_is_the_one_applied(quiet_model):
     # A rule that gives up on silence fast: after 3 quiet steps P(play) = 0.0067 ** 0.1 = 0.6.
     eager = generate.AdaptiveRule(min_notes=3, step=0.3, floor=0.05, recovery=0.5)
     kwargs = dict(batch_size=2, seed=2)
-    custom = generate.generate(quiet_model, 8, adaptive=eager, **kwargs)
-    default = generate.generate(quiet_model, 8, **kwargs)
-    assert custom[..., 0].sum() > default[..., 0].sum() + 20
+    custom = generate.generate(quiet_model, 6, adaptive=eager, **kwargs)
+    default = generate.generate(quiet_model, 6, **kwargs)
+    assert custom[..., 0].sum() > default[..., 0].sum() + 10  # about 24 notes against 0.5
     # every field reaches the compiled loop: it composes what the naive loop does with the rule
-    reference = generate.generate_reference(quiet_model, 8, adaptive=eager, **kwargs)
+    reference = generate.generate_reference(quiet_model, 6, adaptive=eager, **kwargs)
     np.testing.assert_array_equal(custom, reference)
 
 
-def test_cli_no_adaptive_and_the_printed_seed(quiet_model, tmp_path, capsys):
+def test_cli_no_adaptive_and_the_printed_seed(quiet_model, tmp_path, capsys, monkeypatch):
     from musicutils.cli import main
 
     run = save_model(quiet_model, tmp_path / "run")
-    command = ["generate", "--checkpoint", str(run), "--steps", "30"]
-    plain = tmp_path / "plain.mid"
-    assert main([*command, "--out", str(plain), "--seed", "3", "--no-adaptive"]) == 0
-    state = midi.read(plain, lowest=55, highest=55 + N_NOTES).state
-    expected = generate.generate(quiet_model, 30, seed=3, adaptive=False)[0]
-    np.testing.assert_array_equal(state, expected)
-    assert (state != generate.generate(quiet_model, 30, seed=3)[0]).any()  # the flag matters
-    # Without --seed, the seed drawn is printed, and giving it back composes the same piece.
-    capsys.readouterr()
-    assert main([*command, "--out", str(tmp_path / "drawn.mid")]) == 0
-    seed = re.search(r"\(--seed (\d+)\)$", capsys.readouterr().out.strip()).group(1)
-    drawn = midi.read(tmp_path / "drawn.mid", lowest=55, highest=55 + N_NOTES).state
-    np.testing.assert_array_equal(drawn, generate.generate(quiet_model, 30, seed=int(seed))[0])
+    out = tmp_path / "plain.mid"
+    drawing = np.random.default_rng
+    monkeypatch.setattr(np.random, "default_rng", lambda *seed: drawing(*(seed or (7,))))
+    assert main(["generate", "--checkpoint", str(run), "--steps", "30", "--out", str(out),
+                 "--no-adaptive"]) == 0  # fmt: skip
+    # No --seed: the seed drawn is printed, and with it the API composes the same piece ...
+    seed = int(re.search(r"\(--seed (\d+)\)$", capsys.readouterr().out.strip()).group(1))
+    state = midi.read(out, lowest=55, highest=55 + N_NOTES).state
+    plain = generate.generate(quiet_model, 30, seed=seed, adaptive=False)[0]
+    np.testing.assert_array_equal(state, plain)
+    # ... without the anti-silence rule, which would change it (for 200 seeds tried, the rule
+    # changed 2 to 21 of these play bits; the seed drawn here is fixed by the patch above).
+    assert (state != generate.generate(quiet_model, 30, seed=seed)[0]).any()
 
 
 def test_cli_writes_midi_that_reads_back(model, tmp_path):
@@ -401,8 +401,9 @@ def test_cli_primer_file_is_continued(model, tmp_path):
 
 
 def test_cli_primer_is_read_on_the_model_grid_and_range(tmp_path):
-    """A JSB-like model (1 step per beat, 88 keys from A0) continues a primer on its own grid:
-    each quarter note stays one step, and A0 and C8 (outside the default 24..101) are kept."""
+    """A JSB-like model (1 step per beat, 88 keys from A0) reads a primer on its own grid: each
+    quarter note stays one step, and A0 and C8 (outside the default 24..101) are kept. (No new
+    steps: what is read is the point, and composing would only add a sampler compile.)"""
     from musicutils.cli import main
 
     keras.utils.set_random_seed(3)
@@ -416,10 +417,10 @@ def test_cli_primer_is_read_on_the_model_grid_and_range(tmp_path):
     primer = midi.from_state(state, lowest=21, steps_per_beat=1)
     primer_file = midi.write(primer, tmp_path / "primer.mid")
     out = tmp_path / "more.mid"
-    args = ["generate", "--checkpoint", str(run), "--steps", "4", "--out", str(out)]
+    args = ["generate", "--checkpoint", str(run), "--steps", "0", "--out", str(out)]
     assert main([*args, "--seed", "1", "--primer", str(primer_file)]) == 0
     piece = midi.read(out, steps_per_beat=1, lowest=21, highest=109)
-    assert piece.n_steps == 10 and piece.steps_per_beat == 1
+    assert piece.n_steps == 6 and piece.steps_per_beat == 1 and piece.dropped_notes == 0
     np.testing.assert_array_equal(piece.state[:6], state)
     # A Piece on another grid would be read as the model's: refused.
     on_sixteenths = midi.from_state(np.repeat(state, 4, axis=0), lowest=21, steps_per_beat=4)
