@@ -24,7 +24,10 @@ CHECKOUT: Path | None = _CHECKOUT if (_CHECKOUT / "pyproject.toml").is_file() el
 
 
 def output_root() -> Path:
-    """Where notebooks write their files: `<checkout>/out`, or `./out` outside a checkout."""
+    """Where notebooks write their files: $MUSICUTILS_OUT if set (the tests point it at a
+    temporary folder), else `<checkout>/out`, or `./out` outside a checkout."""
+    if os.environ.get("MUSICUTILS_OUT"):
+        return Path(os.environ["MUSICUTILS_OUT"]).expanduser().resolve()
     return (CHECKOUT if CHECKOUT is not None else Path.cwd()) / "out"
 
 

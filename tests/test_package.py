@@ -60,11 +60,13 @@ def test_atomic_open_replaces_only_on_success(tmp_path):
 def test_tests_cache_in_a_temporary_folder_and_ci_derandomises_hypothesis():
     import tempfile
 
-    from musicutils import data
+    from musicutils import data, notebook
 
-    # tests/conftest.py: no corpus cache in ~/.cache (subprocesses inherit the folder)
-    cache = data.default_cache_dir()
-    assert cache.parent == Path(tempfile.gettempdir()) and cache.name.startswith("musicutils-test")
+    # tests/conftest.py: no corpus cache in ~/.cache, no notebook files in the checkout's out/
+    # (subprocesses and notebook kernels inherit both folders)
+    session = data.default_cache_dir().parent
+    assert session.parent == Path(tempfile.gettempdir()) and session.name.startswith("musicutils-")
+    assert notebook.output_root() == session / "out"
     code = (
         "import conftest\nfrom hypothesis import settings\n"
         "print(settings.default.derandomize, settings.default.database, settings.default.deadline)"
