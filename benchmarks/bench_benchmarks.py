@@ -43,20 +43,45 @@ README's weight-averaging figure (epochs 78-88 of the JSB seed-0 run) comes from
 `--keep-epochs --average-epochs 78-88` added to the JSB command. Neither changes the training.
 
 Default sizes per set (`SETS`): JSB 16 x 32 steps, 25 batches per epoch (the README's runs);
-Nottingham 16 x 128, 25 batches (the README's 2.29); MuseData and Piano-midi.de 16 x 128 and
-50 batches per epoch, chosen by measurement (`--time-batches 3`, float32, chord-below model,
-default sizes; measured on the 2-core machine while other jobs ran, load average ~12, so the
-absolute seconds are inflated and only the ratios between rows are meaningful):
+Nottingham 16 x 128, 25 batches (the README's 2.29; for new runs the README passes
+`--steps-per-epoch 50`, see below); MuseData 16 x 128 with 100 batches per epoch and
+Piano-midi.de 16 x 128 with 50, chosen by measurement. What one training batch costs
+(`train_on_batch`, chord-below model, time 100,100, note 60,30, float32, batches of
+Piano-midi.de segments; all shapes timed round-robin in one process, 5 rounds, median, so that
+a change of load hits every shape alike; 2-core machine with nothing else running, load ~1.7;
+its float32 matmuls reached 99 GFLOP/s that day, against 216 GFLOP/s in the README's
+training-step figure; the README's JSB run took 16.8 s per epoch where these costs give ~49 s):
 
-MEASURED_BATCH_COSTS
+    batch (segments x steps)   s/batch   ms per segment-step   per step vs 16 x 128
+    16 x 32                     1.42      2.78                  0.91
+    16 x 64                     2.79      2.72                  0.90
+    32 x 64                     5.70      2.78                  0.92
+    16 x 128                    6.19      3.02                  1.00
+    64 x 32                     6.21      3.03                  1.00
+    8 x 256                     6.26      3.06                  1.01
+    16 x 256                   11.98      2.92                  0.97
+    32 x 128                   13.16      3.21                  1.06
+    validation, whole pieces    -         2.82 per valid step   0.93
 
-Validation scores every valid piece after each epoch, which costs about a third of a training
-step per valid step: MuseData's 82,755 valid steps cost about as much as 20 batches of 16 x 128,
-Piano-midi.de's 8,540 steps about 2. Hence 50 batches per epoch for MuseData (validation ~30 %
-of an epoch instead of ~45 % with 25) and for Piano-midi.de (fewer epochs, same updates; its
-patience counts epochs). Since the training data became every piece (`datasets.SegmentSampler`
-pads the 163 MuseData and 2 Piano-midi.de training pieces shorter than 128 steps with masked
-silence), no piece is left out at these lengths.
+(scratch script: one model, `SegmentSampler(...).dataset(B, weights=True)` per shape, each
+shape traced once, then rounds of one batch of each shape; validation = `train.evaluate` on
+every third valid piece by length, timed on its second pass. Under load the same shapes took
+2 to 10 times longer and their ratios moved by up to 2x, so measure on a quiet machine:
+`--time-batches 3` does it per set.)
+
+So the cost is the number of segment-steps, within 10 %, from 512 to 4096 per batch: no shape
+is cheaper per step, and the choice is one of optimisation, not of cost. We keep 16 x 128, the
+Nottingham run's shape (16 bars of eighth notes; Johnson trained on 128-step segments). What
+the measurement does decide is the number of batches per epoch: validation scores every valid
+step after each epoch at about the cost of a training segment-step, so MuseData's 82,755 valid
+steps cost as much as 38 batches of 16 x 128, Piano-midi.de's 8,540 about 4 and Nottingham's
+45,513 about 21. With 100 batches per epoch MuseData spends about 27 % of its time validating
+(60 % with 25 batches); Piano-midi.de with 50 about 7 %; Nottingham 29 % with 50 (45 % with
+its default 25). Per epoch, on the slower machine above: MuseData ~850 s, Piano-midi.de
+~335 s, Nottingham with 50 batches ~440 s, JSB ~49 s (the README's JSB run took 16.8 s per
+epoch on the faster one). Since the training data became every piece
+(`datasets.SegmentSampler` pads the 163 MuseData and 2 Piano-midi.de training pieces shorter
+than 128 steps with masked silence), no piece is left out at these lengths.
 
 Data: the pickles in ../shared/data/polyphonic (beside the checkout) or `--data-dir`; see
 `musicutils.datasets.download_benchmark` to fetch them.
@@ -104,7 +129,7 @@ class SetDefaults:
 SETS = {
     "jsb": SetDefaults(32, 16, 25),
     "nottingham": SetDefaults(128, 16, 25),
-    "musedata": SetDefaults(128, 16, 50),
+    "musedata": SetDefaults(128, 16, 100),
     "piano": SetDefaults(128, 16, 50),
 }
 
