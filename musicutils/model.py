@@ -845,9 +845,7 @@ class BiaxialNLL(keras.losses.Loss):
     the batch.
     """
 
-    def __init__(
-        self, name: str = "biaxial_nll", reduction="mean_with_sample_weight", dtype=None
-    ):
+    def __init__(self, name: str = "biaxial_nll", reduction="mean_with_sample_weight", dtype=None):
         super().__init__(name=name, reduction=reduction, dtype=dtype)
 
     def call(self, y_true, y_pred):
