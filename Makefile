@@ -47,6 +47,8 @@ bench: $(STAMP)
 	$(PY) benchmarks/bench_audio.py
 	$(PY) benchmarks/bench_train_step.py
 	$(PY) benchmarks/bench_generate.py
+	$(PY) benchmarks/bench_music.py
+	$(PY) benchmarks/bench_corpus.py --counts 2000
 
 clean:
 	rm -rf out .pytest_cache .ruff_cache
