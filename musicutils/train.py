@@ -1061,6 +1061,8 @@ def _train_holding_lock(run_dir: Path, settings: TrainSettings, started: float) 
         if state["weights"]:
             model.optimizer.build(model.trainable_variables)
             model.load_weights(run_dir / "backup" / state["weights"])
+        else:  # a new run starts predicting the training data's base rates, not 1/2
+            model.output_layer.bias.assign(model_lib.base_rate_logits(sampler.states))
     if settings.strategy == "multiworker":
         _sync_from_chief(distribution, model)
     if verbose and resumed_from:

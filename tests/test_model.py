@@ -202,6 +202,20 @@ def numpy_nll(state, logits, articulation=True):
     return nll.sum(axis=2).mean(axis=1)  # sum over notes, mean over steps
 
 
+def test_base_rate_logits_by_hand():
+    from musicutils.model import base_rate_logits
+
+    states = np.zeros((2, 5, 4, 2), np.uint8)  # 40 note-steps
+    states[0, :, 1, 0] = 1  # one note held for 5 steps, struck once
+    states[0, 0, 1, 1] = 1
+    states[1, 2:4, 3] = 1  # two steps, struck both times
+    # play 7 of 40; struck 3 of the 7 playing
+    expected = [np.log(7 / 33), np.log(3 / 4)]
+    np.testing.assert_allclose(base_rate_logits(states), expected, rtol=1e-6)
+    silent = base_rate_logits(np.zeros((3, 4, 2)))  # no notes: finite, very negative
+    assert np.isfinite(silent).all() and silent[0] < -9
+
+
 def test_nll_matches_numpy():
     rng = np.random.default_rng(8)
     state = random_batch(rng, batch=2, steps=3, n_notes=5)["state"]

@@ -313,6 +313,19 @@ def test_uncommitted_epoch_rows_are_dropped_on_resume(tmp_path):
     assert result.history[1]["nll"] != 1.0
 
 
+def test_new_run_starts_at_the_base_rates(tmp_path):
+    """A new run's output biases are the training data's base-rate logits (learning rate 0
+    keeps them there), not zeros; the training data's states are the sampler's."""
+    from musicutils.datasets import SegmentSampler
+    from musicutils.model import base_rate_logits
+
+    result = train.train(CHORALES, tmp_path / "run", epochs=1, **{**TINY, "learning_rate": 0.0})
+    pieces = train.load_data(CHORALES, validation_split=0.1, seed=0, verbose=0)["train"]
+    expected = base_rate_logits(SegmentSampler(pieces, 16).states)
+    assert expected[0] < -2.5 and expected[1] < 0  # ~5 % of notes sound; most are held
+    np.testing.assert_allclose(result.model.output_layer.bias.numpy(), expected, rtol=1e-6)
+
+
 @pytest.mark.slow
 def test_early_stopping_keeps_best(tmp_path):
     # A learning rate of 0 never improves after epoch 1: patience 1 stops after epoch 2.
