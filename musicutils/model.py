@@ -427,8 +427,9 @@ def base_rate_logits(states: np.ndarray) -> np.ndarray:
     step sounds about 4 of 78 (5 %): its first loss is ~3x the loss of simply guessing the
     base rate, and its first updates go into unlearning that, which leaves a long plateau
     (measured on the bundled chorales, time 64,64, note 32,16, 20 batches of 8 x 64 steps per
-    epoch: validation 16.2 nats/step after 8 epochs from zero biases, 9.1 from these). Starting the biases at the base rates' logits
-    removes that phase (Karpathy, "A recipe for training neural networks", 2019: "init well").
+    epoch: validation 16.2 nats/step after 8 epochs from zero biases, 9.1 from these). Starting
+    the biases at the base rates' logits removes that phase (Karpathy, "A recipe for training
+    neural networks", 2019: "init well").
 
     Args:
         states: (..., N, 2) 0/1 play and articulate bits of the training music.
