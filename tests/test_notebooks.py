@@ -108,24 +108,7 @@ def test_setup_follows_parameters(name: str) -> None:
     )
 
 
-#: Notebooks whose committed outputs are not yet from a full-size run (strict: the mark must go
-#: as soon as the notebook is re-run at full size and cleaned). 04's full run (15 epochs, about
-#: 2 hours on the loaded 2-core CPU) did not finish within the session that rewrote it.
-NOT_YET_FULL_SIZE = {"04_training"}
-
-
-@pytest.mark.parametrize(
-    "name",
-    [
-        pytest.param(
-            name,
-            marks=pytest.mark.xfail(strict=True, reason="full-size outputs not yet committed"),
-        )
-        if name in NOT_YET_FULL_SIZE
-        else name
-        for name in NAMES
-    ],
-)
+@pytest.mark.parametrize("name", NAMES)
 def test_committed_outputs_are_from_a_full_size_run(name: str) -> None:
     # Holds once the notebook was executed without MUSICUTILS_FAST and cleaned.
     texts = [text for _, text in _output_texts(_load(name))]
