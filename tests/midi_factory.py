@@ -75,3 +75,28 @@ def raw_midi(*chunks: bytes, **header_fields) -> bytes:
     return header(n_tracks=header_fields.pop("n_tracks", len(chunks)), **header_fields) + b"".join(
         chunks
     )
+
+
+def benchmark_pickle(path, lengths: dict[str, list[int]], seed: int = 1):
+    """Write a tiny benchmark pickle in the Boulanger-Lewandowski format to `path`.
+
+    `lengths` maps each split ("train", "valid", "test") to its pieces' lengths in steps; every
+    step is a sorted list of 3 MIDI pitches from 48..71, drawn in split order from one seeded
+    generator. Returns `path`.
+    """
+    import pickle
+
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+
+    def sequence(n):
+        return [
+            sorted(int(p) for p in rng.choice(np.arange(48, 72), 3, replace=False))
+            for _ in range(n)
+        ]
+
+    data = {split: [sequence(n) for n in ns] for split, ns in lengths.items()}
+    with open(path, "wb") as f:
+        pickle.dump(data, f)
+    return path

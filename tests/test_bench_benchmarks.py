@@ -4,15 +4,14 @@ the mean over seeds, and one tiny end-to-end run (a made-up pickle, a model of a
 from __future__ import annotations
 
 import importlib.util
-import pickle
 import re
 import shlex
 import statistics
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
+from midi_factory import benchmark_pickle
 
 ROOT = Path(__file__).resolve().parents[1]
 _spec = importlib.util.spec_from_file_location(
@@ -100,22 +99,13 @@ def test_seeds_summary_is_mean_and_sample_standard_deviation():
 
 
 def _tiny_set(folder: Path) -> None:
-    rng = np.random.default_rng(1)
-
-    def sequence(n):
-        return [
-            sorted(int(p) for p in rng.choice(np.arange(48, 72), 3, replace=False))
-            for _ in range(n)
-        ]
-
-    data = {
-        "train": [sequence(n) for n in (6, 20, 24, 30, 12, 40)],  # two shorter than a segment
-        "valid": [sequence(20), sequence(9)],
-        "test": [sequence(16), sequence(28)],
-    }
     folder.mkdir()
-    with open(folder / "jsb_chorales.pickle", "wb") as f:
-        pickle.dump(data, f)
+    lengths = {
+        "train": [6, 20, 24, 30, 12, 40],  # two shorter than a segment
+        "valid": [20, 9],
+        "test": [16, 28],
+    }
+    benchmark_pickle(folder / "jsb_chorales.pickle", lengths)
 
 
 @pytest.mark.slow

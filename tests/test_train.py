@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from midi_factory import benchmark_pickle
 
 from musicutils import cli, datasets, train
 from musicutils.errors import CheckpointError, DataError
@@ -470,22 +471,7 @@ def test_cli_train_and_evaluate(tmp_path, capsys):
 
 
 def _tiny_benchmark(path: Path) -> Path:
-    rng = np.random.default_rng(1)
-
-    def sequence(n):
-        return [
-            sorted(int(p) for p in rng.choice(np.arange(48, 72), 3, replace=False))
-            for _ in range(n)
-        ]
-
-    data = {
-        "train": [sequence(24) for _ in range(6)],
-        "valid": [sequence(20)],
-        "test": [sequence(16), sequence(28)],
-    }
-    with open(path, "wb") as f:
-        pickle.dump(data, f)
-    return path
+    return benchmark_pickle(path, {"train": [24] * 6, "valid": [20], "test": [16, 28]})
 
 
 @pytest.mark.slow
