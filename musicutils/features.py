@@ -13,7 +13,7 @@ bar position of the step being predicted:
 - `beat` (6): bits 0..4 of the step's position in its bar as -1/+1, then 1 on a downbeat
   (else 0).
 
-Differences from the original Theano code (hexahedria/biaxial-rnn-music-composition, data.py),
+Differences from the original Theano code (danieldjohnson/biaxial-rnn-music-composition, data.py),
 all on purpose:
 
 - The vicinity is zero-padded. The original indexed a Python list with `n + i`, and negative

@@ -39,7 +39,7 @@ How `read` decides, in the terms of a musician:
   after step ``T`` are dropped.
 
 What this fixes in the original reader (``midi_to_statematrix.py`` of
-hexahedria/biaxial-rnn-music-composition): it started a new step only when
+danieldjohnson/biaxial-rnn-music-composition): it started a new step only when
 ``time % (resolution / 4) == resolution / 8``, which under Python 3 never holds unless the
 resolution is a multiple of 8 (the whole piece collapsed into one step); it stopped reading
 at the first time signature whose numerator was not 2 or 4; it kept drum notes as pitches;
