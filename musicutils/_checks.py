@@ -81,6 +81,9 @@ RANGES: dict[str, Range] = {
     # a model's pitch range (config.json)
     "n_notes": Range(1, 128, integer=True),
     "lowest": Range(0, 127, integer=True),
+    # generate's voice rule (and a model's `voices`, config.json)
+    "voices": Range(0, 128, integer=True),  # 0: off
+    "draws": Range(1, 64, integer=True),
     # generate.AdaptiveRule
     "min_notes": Range(0, 128, integer=True),
     "step": Range(0, 1),

@@ -306,6 +306,20 @@ def build_parser() -> argparse.ArgumentParser:
         help="turn off the anti-silence rule",
     )
     p.add_argument(
+        "--voices",
+        type=InRange("voices"),
+        default=None,
+        help="the voice rule: keep, of --draws draws of each step, the first whose number of "
+        "sounding notes is closest to this (default: the model's own, 4 for the bundled "
+        "chorale model; 0: off)",
+    )
+    p.add_argument(
+        "--draws",
+        type=InRange("draws"),
+        default=2,
+        help="draws per step for the voice rule (default 2)",
+    )
+    p.add_argument(
         "--primer",
         type=Path,
         default=None,

@@ -19,12 +19,19 @@ Sampling rules (per note, per step, for every piece of the batch):
 * articulate is only sampled where play was: a note that does not sound cannot be struck.
 * the adaptive rule (`AdaptiveRule`), see there: it raises P(play) to a power below 1 while a piece
   has been (nearly) silent, which pushes a model that has fallen into silence back into playing.
+* the voice rule (`voices`, per step, not per note): each step is drawn `draws` times (2 by
+  default) and the first draw whose number of sounding notes is closest to `voices` is kept. A
+  model trained on music of a fixed texture knows its number of voices (`model.voices`, 4 for
+  the chorales; `train` measures it), and the rule is on by default for it. Without it a model
+  that drops a voice tends to go on in the thinner texture for bars, because that is the music
+  it then reads back; with it the texture stays that of the training music.
 
 * a note that starts sounding is articulated (as in every state `midi.read` returns).
 
 Randomness is stateless: the uniform numbers of step t are drawn with a key derived from
-`(seed, t)`, so the same seed gives the same music, and the traced function is reused by every
-call (the seed is a tensor argument, not a Python constant baked into the graph). t counts from
+`(seed, t)` (and, for the voice rule's extra draws, the draw's number), so the same seed gives
+the same music, and the traced function is reused by every call (the seed is a tensor
+argument, not a Python constant baked into the graph). t counts from
 the start of the piece, primer included: continuing the first P steps of a composition with the
 same seed (and the adaptive rule off) composes its steps P, P+1, ... again.
 """
@@ -48,6 +55,7 @@ from .errors import CheckpointError, DataError
 
 __all__ = [
     "AdaptiveRule",
+    "closest_draw",
     "compose_demo",
     "DEFAULT_CHECKPOINT",
     "XLA_MODES",
@@ -116,33 +124,48 @@ def _update_exponent(exponent, notes_playing, rule):
     return tf.where(notes_playing < min_notes, lowered, exponent + (1.0 - exponent) * recovery)
 
 
-def _step_seed(seed, t):
-    """Key of the random numbers of time step t: (2,) int64 from the call's seed (2,) int64."""
-    return tf.random.experimental.stateless_fold_in(seed, tf.cast(t, tf.int64), alg="philox")
+def _step_seed(seed, t, draw=0):
+    """Key of the random numbers of time step t: (2,) int64 from the call's seed (2,) int64.
+
+    Draw 0 (every step's first draw) keys on (seed, t) alone; draw d > 0 of the voice rule on
+    (seed, t, d), so the rule's first draw is exactly what plain sampling draws.
+    """
+    key = tf.random.experimental.stateless_fold_in(seed, tf.cast(t, tf.int64), alg="philox")
+    extra = tf.random.experimental.stateless_fold_in(key, tf.cast(draw, tf.int64), alg="philox")
+    return tf.where(tf.cast(draw, tf.int64) > 0, extra, key)
 
 
 @tf.function(jit_compile=True, reduce_retracing=True)
-def _step_uniforms(seed, t, batch_size, n_notes):
-    """Uniform numbers of time step t: (2, N, B) float32; [0] decides play, [1] articulate.
+def _step_uniforms(seed, t, batch_size, n_notes, draw):
+    """Uniform numbers of draw `draw` of time step t: (2, N, B) float32; [0] decides play, [1]
+    articulate.
 
     Always XLA-compiled, also when the sampling loop is not: XLA's generator gives other numbers
     than TensorFlow's own kernel for the same key, and the plain and compiled loops (and
     `generate_reference`) must compose the same music from the same seed.
     """
     shape = tf.stack([2, n_notes, batch_size])
-    return tf.random.stateless_uniform(shape, seed=_step_seed(seed, t), alg="philox")
+    return tf.random.stateless_uniform(shape, seed=_step_seed(seed, t, draw), alg="philox")
 
 
-def step_uniforms(seed: int, t: int, batch_size: int, n_notes: int) -> np.ndarray:
+def step_uniforms(seed: int, t: int, batch_size: int, n_notes: int, draw: int = 0) -> np.ndarray:
     """The uniform random numbers `generate` draws at time step t for `seed`: float32 (2, N, B).
 
     [0, n, b] decides whether note n of piece b plays, [1, n, b] whether it is articulated.
-    They depend only on (seed, t), not on the music so far: notebook 05 uses them to redo one
-    composed step by hand and get the same notes.
+    `draw` numbers the voice rule's draws of the step (0: the first, the only one without the
+    rule). They depend only on (seed, t, draw), not on the music so far: notebook 05 uses them
+    to redo composed steps by hand and get the same notes.
     """
     return _step_uniforms(
-        _seed_tensor(seed), tf.constant(t), tf.constant(batch_size), int(n_notes)
+        _seed_tensor(seed), tf.constant(t), tf.constant(batch_size), int(n_notes), tf.constant(draw)
     ).numpy()
+
+
+def closest_draw(counts: np.ndarray, voices: int) -> np.ndarray:
+    """The voice rule's choice: counts (D, B), notes sounding in each of D draws of a step for B
+    pieces -> (B,) index of the first draw whose count is closest to `voices`."""
+    # int64: counts summed from uint8 states are unsigned, and count - voices would wrap around
+    return np.argmin(np.abs(np.asarray(counts, np.int64) - voices), axis=0)
 
 
 def _choose(logits, u_play, u_artic, inv_temperature, exponent, was_playing):
@@ -201,6 +224,8 @@ class _Sampler:
                 tf.TensorSpec([], tf.float32),  # 1 / temperature
                 tf.TensorSpec([4], tf.float32),  # AdaptiveRule.as_tensor()
                 tf.TensorSpec([], tf.bool),  # adaptive on/off
+                tf.TensorSpec([], tf.float32),  # voices (any value when draws is 1)
+                tf.TensorSpec([], tf.int32),  # draws per step (1: the voice rule is off)
             ],
         )
         self.prime = tf.function(
@@ -253,17 +278,50 @@ class _Sampler:
         )
         return tf.transpose(chosen.stack(), [1, 0, 2])
 
-    def _loop(self, carry, prev_state, beats, first_step, seed, inv_temperature, rule, adaptive):
+    def _loop(
+        self,
+        carry,
+        prev_state,
+        beats,
+        first_step,
+        seed,
+        inv_temperature,
+        rule,
+        adaptive,
+        voices,
+        draws,
+    ):
         model, n_notes = self.model, self.n_notes
         batch_size = tf.shape(prev_state)[0]
         n_steps = tf.shape(beats)[0]
+
+        def draw_uniforms(t):
+            """(2, N, draws * B): the numbers of every draw of step t, draw-major."""
+            per_draw = tf.map_fn(
+                lambda d: _step_uniforms(seed, first_step + t, batch_size, n_notes, d),
+                tf.range(draws),
+                fn_output_signature=tf.TensorSpec([2, n_notes, None], tf.float32),
+            )
+            return tf.reshape(tf.transpose(per_draw, [1, 2, 0, 3]), [2, n_notes, -1])
 
         def body(t, prev, carry, exponent, states):
             beat = tf.fill(tf.reshape(batch_size, [1]), beats[t])
             time_out, carry = model.time_step(prev, beat, carry)
             note_inputs = model.note_inputs(time_out)
-            uniforms = _step_uniforms(seed, first_step + t, batch_size, n_notes)
-            step = self.note_loop(note_inputs, uniforms, inv_temperature, exponent, prev)
+            # All draws of the step go through the note loop as one batch (draw-major copies).
+            candidates = self.note_loop(
+                tf.tile(note_inputs, [draws, 1, 1]),
+                draw_uniforms(t),
+                inv_temperature,
+                tf.tile(exponent, [draws]),
+                tf.tile(prev, [draws, 1, 1]),
+            )
+            candidates = tf.reshape(candidates, tf.stack([draws, batch_size, n_notes, 2]))
+            counts = tf.reduce_sum(candidates[..., 0], axis=-1)  # (draws, B)
+            # Distance to `voices`, ties broken towards the earlier draw (as `closest_draw`).
+            order = tf.cast(tf.range(draws), tf.float32)[:, None] / tf.cast(draws, tf.float32)
+            best = tf.argmin(tf.abs(counts - voices) + order, axis=0, output_type=tf.int32)
+            step = tf.gather(tf.transpose(candidates, [1, 0, 2, 3]), best, batch_dims=1)
             playing = tf.reduce_sum(step[..., 0], axis=-1)
             exponent = tf.where(adaptive, _update_exponent(exponent, playing, rule), exponent)
             return t + 1, step, carry, exponent, states.write(t, tf.cast(step, tf.uint8))
@@ -312,6 +370,20 @@ def _seed_tensor(seed: int | None) -> tf.Tensor:
     if seed is None:
         seed = int(np.random.default_rng().integers(2**31))
     return tf.constant([0, int(seed)], tf.int64)
+
+
+def _voice_rule(model, voices, draws) -> tuple[int, int]:
+    """(voices, draws) of the voice rule for `generate`'s arguments: (0, 1) when it is off.
+
+    `voices` None takes the model's own (`model.voices`; absent or None: off); 0 turns it off.
+    """
+    draws = checked("draws", draws)
+    if voices is None:
+        voices = getattr(model, "voices", None)
+    if voices is None:
+        return 0, 1
+    voices = checked("voices", voices)
+    return (voices, draws) if voices > 0 else (0, 1)
 
 
 def _checked_arguments(steps, batch_size, temperature, seed, meter, steps_per_beat, adaptive):
@@ -413,6 +485,8 @@ def generate(
     meter: tuple[int, int] = (4, 4),
     steps_per_beat: int | None = None,
     include_primer: bool = False,
+    voices: int | None = None,
+    draws: int = 2,
     xla: str = "notes",
     precision: str | None = None,
 ) -> np.ndarray:
@@ -437,6 +511,13 @@ def generate(
             positions); default `model.steps_per_beat`, the grid of its training data.
         include_primer: return the primer (unchanged, on the model's pitch range) followed by
             the new steps instead of the new steps only.
+        voices: the voice rule: draw every step `draws` times and keep the first draw whose
+            number of sounding notes is closest to `voices`. None (default): the model's own
+            `voices` (what `train` measured on its training music; None there, as in models
+            trained before it was measured, leaves the rule off); 0: off. With the rule off,
+            or `draws` 1, each step is drawn once, as plain sampling.
+        draws: draws per step when the voice rule is on, in [1, 64]; the note loop runs over
+            all of them at once, so 2 draws cost less than twice the time.
         xla: which part of the loop XLA compiles, one of `XLA_MODES` ("notes": the note loop,
             fastest on CPU; "all"; "off"). The music is the same in every mode.
         precision: of the model's matrix products: "float32", "bfloat16" or "auto"
@@ -448,6 +529,7 @@ def generate(
     steps, batch_size, temperature, seed, meter, steps_per_beat, rule = _checked_arguments(
         steps, batch_size, temperature, seed, meter, steps_per_beat, adaptive
     )
+    voices, draws = _voice_rule(model, voices, draws)
     spb = _model_steps_per_beat(model, steps_per_beat)
     sampler = _sampler(model, xla, precision)
     n_notes = sampler.n_notes
@@ -478,6 +560,8 @@ def generate(
             tf.constant(1.0 / temperature, tf.float32),
             (rule or AdaptiveRule()).as_tensor(),
             tf.constant(bool(rule)),
+            tf.constant(voices, tf.float32),
+            tf.constant(draws, tf.int32),
         ).numpy()
     if include_primer:
         states = np.concatenate([primer_state.astype(np.uint8), states], axis=1)
@@ -494,6 +578,8 @@ def generate_reference(
     seed: int | None = None,
     meter: tuple[int, int] = (4, 4),
     steps_per_beat: int | None = None,
+    voices: int | None = None,
+    draws: int = 2,
     precision: str | None = None,
 ) -> np.ndarray:
     """The same sampler written naively: a Python loop calling the model's step API eagerly.
@@ -518,7 +604,10 @@ def generate_reference(
                 seed=seed,
                 meter=meter,
                 steps_per_beat=steps_per_beat,
+                voices=voices,
+                draws=draws,
             )
+    voices, draws = _voice_rule(model, voices, draws)
     n_notes = int(model.n_notes)
     seed_t = _seed_tensor(seed)
     inv_t = tf.constant(1.0 / temperature, tf.float32)
@@ -531,13 +620,21 @@ def generate_reference(
         beat = tf.fill([batch_size], int(beats[t]))
         time_out, carry = model.time_step(prev, beat, carry)
         note_inputs = model.note_inputs(time_out)
-        uniforms = _step_uniforms(seed_t, tf.constant(t), tf.constant(batch_size), n_notes)
-        note_carry = model.initial_note_carry(batch_size)
-        choice = tf.zeros([batch_size, 2])
-        for n in range(n_notes):
-            logits, note_carry = model.note_step(note_inputs[:, n], choice, note_carry)
-            choice = _choose(logits, uniforms[0, n], uniforms[1, n], inv_t, exponent, prev[:, n, 0])
-            out[:, t, n] = choice.numpy()
+        candidates = np.zeros((draws, batch_size, n_notes, 2), np.uint8)
+        for d in range(draws):
+            uniforms = _step_uniforms(
+                seed_t, tf.constant(t), tf.constant(batch_size), n_notes, tf.constant(d)
+            )
+            note_carry = model.initial_note_carry(batch_size)
+            choice = tf.zeros([batch_size, 2])
+            for n in range(n_notes):
+                logits, note_carry = model.note_step(note_inputs[:, n], choice, note_carry)
+                choice = _choose(
+                    logits, uniforms[0, n], uniforms[1, n], inv_t, exponent, prev[:, n, 0]
+                )
+                candidates[d, :, n] = choice.numpy()
+        best = closest_draw(candidates[..., 0].sum(-1), voices)
+        out[:, t] = candidates[best, np.arange(batch_size)]
         if rule:
             exponent = rule.update(exponent, out[:, t, :, 0].sum(-1))
         prev = tf.constant(out[:, t], tf.float32)
@@ -659,6 +756,8 @@ def generate_from_args(args: argparse.Namespace) -> list[Path]:
         adaptive=args.adaptive,
         seed=seed,
         include_primer=primer is not None,
+        voices=getattr(args, "voices", None),
+        draws=getattr(args, "draws", 2),
         precision=getattr(args, "precision", None),
     )
     seconds = time.perf_counter() - started

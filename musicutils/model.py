@@ -513,6 +513,10 @@ class BiaxialModel(keras.Model):
             the cell state, the gate arithmetic and the logits are float32 in both. Saved
             models from before the setting existed load as float32. It may be changed on a
             built model (`use_precision`); functions traced before keep the old one.
+        voices: the number of notes sounding in most steps of the music it models (4 for
+            four-part chorales; `stats.typical_voices`), or None when that music has no fixed
+            texture. Like `steps_per_beat` the network never uses it: `generate`'s voice rule
+            does, by default. `train` measures it on the training pieces.
 
     Call: `model({"state": (B, T, N, 2), "beat": (B, T) int}, training=False)` returns logits
     float32 (B, T, N, 2): channel 0 for P(play), channel 1 for P(articulate | play). Step t is
@@ -531,6 +535,7 @@ class BiaxialModel(keras.Model):
         steps_per_beat: int = 4,
         chord_below: bool = False,
         precision: str = "float32",
+        voices: int | None = None,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -543,6 +548,7 @@ class BiaxialModel(keras.Model):
         self.seed = seed
         self.steps_per_beat = int(steps_per_beat)
         self.chord_below = bool(chord_below)
+        self.voices = None if voices is None else int(voices)
         if not self.time_sizes or not self.note_sizes:
             raise ValueError("BiaxialModel: time_sizes and note_sizes need at least one layer")
         if not 0.0 <= self.dropout < 1.0:
@@ -581,6 +587,7 @@ class BiaxialModel(keras.Model):
             "steps_per_beat": self.steps_per_beat,
             "chord_below": self.chord_below,
             "precision": self.precision,
+            "voices": self.voices,
         }
 
     @classmethod
@@ -971,6 +978,8 @@ def _check_config(config: dict, path: Path) -> None:
         lowest = checked("lowest", config["lowest"], error=CheckpointError)
         if "steps_per_beat" in config:
             checked("steps_per_beat", config["steps_per_beat"], error=CheckpointError)
+        if config.get("voices") is not None:
+            checked("voices", config["voices"], error=CheckpointError)
         for axis in ("time_sizes", "note_sizes"):
             sizes = config[axis]
             if not isinstance(sizes, list) or not sizes:

@@ -56,7 +56,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import datasets
+from . import datasets, stats
 from . import model as model_lib
 from ._checks import checked
 from ._io import atomic_open, atomic_path
@@ -1046,6 +1046,7 @@ def _train_holding_lock(run_dir: Path, settings: TrainSettings, started: float) 
             steps_per_beat=pieces["train"][0].steps_per_beat,
             chord_below=settings.chord_below,
             precision=_checked_precision(settings.precision),
+            voices=stats.typical_voices(pieces["train"]),  # a sampling hint for generate
         )
         model.compile(
             optimizer=keras.optimizers.Adam(

@@ -159,7 +159,9 @@ def test_every_numeric_option_is_range_checked():
         "--validation-split", "--patience", "--seed",
     }  # fmt: skip
     assert {("train", o) for o in expected_train} <= options
-    expected_generate = {"--steps", "--batch-size", "--seed", "--temperature"}
+    expected_generate = {
+        "--steps", "--batch-size", "--seed", "--temperature", "--voices", "--draws",
+    }  # fmt: skip
     assert {("generate", o) for o in expected_generate} <= options
     assert ("evaluate", "--batch-size") in options
 

@@ -133,6 +133,60 @@ def test_step_uniforms_are_the_numbers_generate_draws(model):
         prev = composed[:, t].astype(np.float32)
 
 
+def test_closest_draw_takes_the_first_of_the_closest():
+    counts = np.array([[3, 5, 2], [4, 4, 6], [5, 3, 4]])  # (draws, pieces)
+    np.testing.assert_array_equal(generate.closest_draw(counts, 4), [1, 1, 2])
+    np.testing.assert_array_equal(generate.closest_draw(counts[[0, 2]], 4), [0, 0, 1])  # ties
+    unsigned = np.array([[7], [2]], np.uint64)  # as summed from uint8 states: 2 - 4 must not wrap
+    np.testing.assert_array_equal(generate.closest_draw(unsigned, 4), [1])
+
+
+def test_voice_rule_off_is_plain_sampling(model):
+    kwargs = dict(batch_size=3, seed=6)
+    plain = generate.generate(model, 8, **kwargs)  # model.voices is None: the rule is off
+    np.testing.assert_array_equal(generate.generate(model, 8, voices=0, draws=5, **kwargs), plain)
+    np.testing.assert_array_equal(generate.generate(model, 8, voices=3, draws=1, **kwargs), plain)
+    assert not np.array_equal(generate.generate(model, 8, voices=3, **kwargs), plain)
+
+
+def test_voice_rule_keeps_the_texture_and_is_the_models_default():
+    net = tiny_model(3, voices=3)  # untrained: about 7 of its 14 notes sound in a step
+    kwargs = dict(batch_size=4, seed=2, adaptive=False)
+    plain = generate.generate(net, 12, voices=0, **kwargs)[..., 0].sum(-1).astype(int)
+    ruled = generate.generate(net, 12, draws=8, **kwargs)
+    check_valid(ruled, (4, 12, N_NOTES, 2))
+    counts = ruled[..., 0].sum(-1).astype(int)
+    assert np.abs(counts - 3).mean() < np.abs(plain - 3).mean() - 1.0
+    # the rule's first draw is the plain draw: at step 0, where both start from silence, the
+    # kept draw is never farther from 3 notes than the plain one
+    assert (np.abs(counts[:, 0] - 3) <= np.abs(plain[:, 0] - 3)).all()
+    np.testing.assert_array_equal(generate.generate(net, 12, voices=3, draws=8, **kwargs), ruled)
+
+
+@pytest.mark.slow
+def test_voice_rule_composes_like_the_naive_loop():
+    net = tiny_model(4, chord_below=True, voices=4)
+    kwargs = dict(batch_size=2, seed=5, temperature=0.9, draws=3)
+    reference = generate.generate_reference(net, 5, **kwargs)
+    for mode in generate.XLA_MODES:
+        np.testing.assert_array_equal(generate.generate(net, 5, xla=mode, **kwargs), reference)
+
+
+@pytest.mark.parametrize(
+    "name, value",
+    [
+        ("voices", -1),
+        ("voices", float("nan")),
+        ("voices", 129),
+        ("draws", 0),
+        ("draws", float("inf")),
+    ],
+)
+def test_voice_rule_refuses_bad_numbers(model, name, value):
+    with pytest.raises(DataError, match=rf"^{name} must be an integer in \["):
+        generate.generate(model, 2, **{"voices": 3, name: value})
+
+
 def test_primer_is_continued_and_kept(model):
     """Continuing the first steps of a composition with the same seed composes the rest again.
 

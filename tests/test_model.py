@@ -313,6 +313,13 @@ def test_config_round_trip(model):
     assert clone.time_sizes == (12, 10)
 
 
+def test_voices_is_kept_with_the_weights(tmp_path):
+    net = BiaxialModel(n_notes=8, lowest=60, time_sizes=(4,), note_sizes=(3,), voices=4)
+    assert load_model(save_model(net, tmp_path / "run")).voices == 4
+    old = BiaxialModel.from_config({k: v for k, v in net.get_config().items() if k != "voices"})
+    assert old.voices is None  # a model saved before `voices` existed: no texture known
+
+
 def test_save_load_gives_identical_outputs(model, tmp_path):
     inputs = random_batch(np.random.default_rng(12))
     folder = save_model(model, tmp_path / "run")

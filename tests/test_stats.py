@@ -37,6 +37,21 @@ def test_pitch_classes_lengths_counts_silence():
     assert stats.silent_fraction(state) == pytest.approx(3 / 8)
 
 
+def test_typical_voices_is_the_count_of_most_sounding_steps():
+    four = np.zeros((10, 12, 2), np.uint8)
+    four[:, [0, 4, 7, 11], 0] = 1  # four notes in every step
+    four[7:, 11, 0] = 0  # three in 3 steps
+    assert stats.typical_voices(four) == 4
+    silent = np.zeros((20, 12, 2), np.uint8)
+    assert stats.typical_voices([four, silent]) == 4  # silent steps do not count
+    assert stats.typical_voices(silent) is None
+    assert stats.typical_voices(four, share=0.75) is None  # 4 in 70 % of the steps
+    changing = np.zeros((9, 12, 2), np.uint8)  # 1, 2 and 3 notes, three steps each
+    for k in range(3):
+        changing[3 * k : 3 * k + 3, : k + 1, 0] = 1
+    assert stats.typical_voices(changing) is None
+
+
 def test_pieces_bring_their_own_range_and_batches_pool():
     state = example_state()
     piece = midi.from_state(state, lowest=61)  # everything a semitone up

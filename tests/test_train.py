@@ -261,6 +261,7 @@ DAMAGED_FILES = [
     ("config.json", "unknown key", _set("colour", "blue")),
     ("config.json", "infinite n_notes", _set("n_notes", float("inf"))),  # written as Infinity
     ("config.json", "range past 127", _set("lowest", 100)),
+    ("config.json", "voices as nan", _set("voices", float("nan"))),  # written as NaN
 ]
 
 
@@ -379,7 +380,10 @@ def test_train_settings_reach_the_model_the_data_and_train_json(tmp_path, monkey
     result = train.train("data/chorales", run_dir, epochs=1, **settings)
     assert streams[-1] == 2  # the training stream (an earlier one only builds the weights)
     assert result.model.chord_below
-    assert json.loads((run_dir / "config.json").read_text())["chord_below"] is True
+    config = json.loads((run_dir / "config.json").read_text())
+    assert config["chord_below"] is True
+    # the training chorales' texture, measured for generate's voice rule
+    assert result.model.voices == 4 and config["voices"] == 4
     stored = json.loads((run_dir / "train.json").read_text())
     assert stored["chord_below"] is True and stored["transpose"] == 2
     assert stored["data"] == str(CHORALES)
