@@ -39,8 +39,11 @@ an unfinished run (the minutes limit counts again from the new start).
 `--keep-epochs` keeps every epoch's weights (hard links to the backup the run writes after each
 epoch, `<run>/epochs/`), and `--average-epochs A-B` then scores the average of the kept
 weights of epochs A..B and prints (and records) a second line with `averaged_epochs=A-B`: the
-README's weight-averaging figure (epochs 78-88 of the JSB seed-0 run) comes from
-`--keep-epochs --average-epochs 78-88` added to the JSB command. Neither changes the training.
+README's weight-averaging figure of the earlier JSB run (epochs 78-88) is what
+`--keep-epochs --average-epochs 78-88` gives. Since each seed's run stops at its own epoch,
+`--average-around N` averages the epochs best-N..best+N of each run instead (as many of them as
+the run has). Neither changes the training, so adding them to a finished run's command
+averages without training again.
 
 Default sizes per set (`SETS`): JSB 16 x 32 steps, 25 batches per epoch (the README's runs);
 Nottingham 16 x 128, 25 batches (the README's 2.29; for new runs the README passes
@@ -224,6 +227,14 @@ def parse_args(argv=None) -> argparse.Namespace:
         help="also score the average of the kept weights of these epochs (needs --keep-epochs)",
     )
     parser.add_argument(
+        "--average-around",
+        type=int,
+        default=None,
+        metavar="N",
+        help="also score the average of the kept weights of epochs best-N..best+N of each run "
+        "(needs --keep-epochs)",
+    )
+    parser.add_argument(
         "--time-batches",
         type=int,
         default=0,
@@ -237,8 +248,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     unknown = [n for n in args.set_names if n not in SETS]
     if unknown:
         parser.error(f"unknown set(s) {', '.join(unknown)}; known: {', '.join(SETS)}")
-    if args.average_epochs and not args.keep_epochs:
-        parser.error("--average-epochs needs --keep-epochs (the weights of each epoch)")
+    if (args.average_epochs or args.average_around is not None) and not args.keep_epochs:
+        parser.error("--average-epochs and --average-around need --keep-epochs (the weights)")
+    if args.average_epochs and args.average_around is not None:
+        parser.error("give --average-epochs or --average-around, not both")
+    if args.average_around is not None and args.average_around < 1:
+        parser.error(f"--average-around must be at least 1, got {args.average_around}")
     if args.seeds is not None and not args.seeds:
         parser.error("--seeds: give at least one seed, e.g. 0,1,2")
     args.run_seeds = args.seeds if args.seeds is not None else [args.seed]
@@ -361,12 +376,16 @@ def average_kept_epochs(result: train.TrainResult, settings: dict, first: int, l
     files = [
         result.run_dir / "epochs" / f"epoch-{e:04d}.weights.h5" for e in range(first, last + 1)
     ]
+    if last > result.epochs_completed:
+        raise MissingEpochs(
+            f"the run ended after epoch {result.epochs_completed} (best epoch "
+            f"{result.best_epoch}), before epoch {last}"
+        )
     missing = [f.name for f in files if not f.exists()]
     if missing:
         raise MissingEpochs(
-            f"{result.run_dir / 'epochs'}: no kept weights for {', '.join(missing)} (the run "
-            f"has {result.epochs_completed} epochs; epochs trained without --keep-epochs are "
-            "not kept)"
+            f"{result.run_dir / 'epochs'}: no kept weights for {', '.join(missing)} (epochs "
+            "trained without --keep-epochs are not kept)"
         )
     model = model_lib.BiaxialModel.from_config(result.model.get_config())
     ema = settings["ema"]
@@ -429,8 +448,12 @@ def run_set(name: str, seed: int, args: argparse.Namespace) -> list[dict]:
             "valid": result.history[result.best_epoch - 1]["val_play_nll"],
         }
     ]
-    if args.average_epochs:
-        first, last = args.average_epochs
+    if args.average_epochs or args.average_around is not None:
+        if args.average_epochs:
+            first, last = args.average_epochs
+        else:  # around this run's best epoch, as far as the run goes
+            first = max(1, result.best_epoch - args.average_around)
+            last = min(result.epochs_completed, result.best_epoch + args.average_around)
         try:
             averaged = average_kept_epochs(result, settings, first, last)
         except MissingEpochs as exc:  # say so and go on with the other seeds and sets

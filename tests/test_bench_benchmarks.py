@@ -69,6 +69,14 @@ def test_bad_options_are_refused(capsys):
     with pytest.raises(SystemExit):
         bench.parse_args(["--keep-epochs", "--average-epochs", "9-3"])
     assert "FIRST" in capsys.readouterr().err
+    for argv in (
+        ["--average-around", "2"],  # without --keep-epochs
+        ["--keep-epochs", "--average-around", "0"],
+        ["--keep-epochs", "--average-around", "2", "--average-epochs", "1-3"],
+    ):
+        with pytest.raises(SystemExit) as exit_info:
+            bench.parse_args(argv)
+        assert exit_info.value.code == 2
 
 
 def test_per_set_sizes_and_their_overrides():
@@ -143,8 +151,13 @@ def test_tiny_run_prints_records_and_averages(tmp_path, capsys):
     # never trained cannot be averaged, which is said and is not fatal.
     again = [*argv[:-4], "--average-epochs", "1-9", "--verbose", "0", "--no-record"]
     assert bench.main(again) == 0
-    assert "epochs 1-9 not averaged" in capsys.readouterr().out
+    # (each call trains one more epoch: the time limit allows one per session)
+    assert "epochs 1-9 not averaged: the run ended after epoch 2" in capsys.readouterr().out
     assert (tmp_path / "results" / "jsb.txt").read_text().splitlines() == recorded
+    # Around the best epoch, as far as the run goes: its three epochs, whichever is the best.
+    around = [*argv[:-4], "--average-around", "3", "--verbose", "0", "--no-record"]
+    assert bench.main(around) == 0
+    assert "averaged_epochs=1-3" in capsys.readouterr().out
 
 
 def test_committed_results_parse_and_appear_in_the_readme():
