@@ -773,5 +773,11 @@ def generate_from_args(args: argparse.Namespace) -> list[Path]:
     )
     for path in written:
         print(f"wrote {path}")
+    voices, draws = _voice_rule(net, getattr(args, "voices", None), getattr(args, "draws", 2))
+    if voices:
+        print(
+            f"voice rule: the closest to {voices} voices of {draws} draws per step "
+            "(--voices 0 turns it off)"
+        )
     print(f"composed {len(states)} x {args.steps} steps in {seconds:.1f} s (--seed {seed})")
     return written

@@ -388,6 +388,23 @@ def test_cli_no_adaptive_and_the_printed_seed(quiet_model, tmp_path, capsys, mon
     assert (state != generate.generate(quiet_model, 30, seed=seed)[0]).any()
 
 
+def test_cli_voice_rule_is_the_models_and_said(tmp_path, capsys):
+    from musicutils.cli import main
+
+    net = tiny_model(5, time_sizes=(6,), note_sizes=(4,), voices=3)
+    run = save_model(net, tmp_path / "run")
+    out = tmp_path / "x.mid"
+    common = ["generate", "--checkpoint", str(run), "--steps", "6", "--seed", "4", "--out"]
+    assert main([*common, str(out)]) == 0
+    assert "the closest to 3 voices of 2 draws per step" in capsys.readouterr().out
+    state = midi.read(out, lowest=55, highest=55 + N_NOTES).state
+    np.testing.assert_array_equal(state, generate.generate(net, 6, seed=4)[0])
+    assert main([*common, str(out), "--voices", "0"]) == 0
+    assert "voice rule" not in capsys.readouterr().out
+    state = midi.read(out, lowest=55, highest=55 + N_NOTES).state
+    np.testing.assert_array_equal(state, generate.generate(net, 6, seed=4, voices=0)[0])
+
+
 def test_cli_writes_midi_that_reads_back(model, tmp_path):
     from musicutils.cli import main
 
