@@ -503,13 +503,15 @@ def record(line: str, name: str, results_dir: Path) -> Path:
     return path
 
 
-def seeds_summary(name: str, values: list[float], seeds: list[int]) -> str:
-    """Mean and sample standard deviation (n - 1) of the test NLL over the seeds."""
+def seeds_summary(name: str, values: list[float], seeds: list[int], what: str = "") -> str:
+    """Mean and sample standard deviation (n - 1) of the test NLL over the seeds; `what` says
+    which models were scored (e.g. "averaged weights")."""
     mean = statistics.fmean(values)
     std = statistics.stdev(values) if len(values) > 1 else float("nan")
     listed = ", ".join(f"{v:.3f}" for v in values)
     return (
-        f"{name}: seeds {','.join(map(str, seeds))}: test_nll_per_step mean={mean:.3f} "
+        f"{name}: seeds {','.join(map(str, seeds))}{': ' + what if what else ''}: "
+        f"test_nll_per_step mean={mean:.3f} "
         f"std={std:.3f} (sample standard deviation, n={len(values)}; {listed})"
     )
 
@@ -581,7 +583,7 @@ def main(argv=None) -> int:
         return 0
     lines = []
     for name in args.set_names:
-        test_values = []
+        test_values, averaged_values = [], []
         for seed in args.run_seeds:
             for r in run_set(name, seed, args):
                 line = result_line(r, args)
@@ -589,10 +591,15 @@ def main(argv=None) -> int:
                 lines.append(line)
                 if not args.no_record:
                     record(line, name, args.results_dir)
-                if "averaged" not in r:
-                    test_values.append(r["test_play"])
+                (averaged_values if "averaged" in r else test_values).append(r["test_play"])
+        summaries = []
         if len(args.run_seeds) > 1:
-            summary = seeds_summary(name, test_values, args.run_seeds)
+            summaries.append(seeds_summary(name, test_values, args.run_seeds))
+            if len(averaged_values) == len(args.run_seeds):  # every seed's run was averaged
+                summaries.append(
+                    seeds_summary(name, averaged_values, args.run_seeds, "averaged weights")
+                )
+        for summary in summaries:
             print(summary, flush=True)
             lines.append(summary)
             if not args.no_record:

@@ -104,6 +104,9 @@ def test_seeds_summary_is_mean_and_sample_standard_deviation():
     line = bench.seeds_summary("jsb", [4.98, 4.90, 5.02], [0, 1, 2])
     assert f"mean={statistics.fmean([4.98, 4.90, 5.02]):.3f}" in line
     assert f"std={statistics.stdev([4.98, 4.90, 5.02]):.3f}" in line and "n=3" in line
+    assert line.startswith("jsb: seeds 0,1,2: test_nll_per_step")
+    averaged = bench.seeds_summary("jsb", [4.7, 4.8], [0, 1], "averaged weights")
+    assert averaged.startswith("jsb: seeds 0,1: averaged weights: test_nll_per_step mean=4.750")
 
 
 def _tiny_set(folder: Path) -> None:
