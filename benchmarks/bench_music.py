@@ -84,6 +84,7 @@ import numpy as np  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from musicutils import data, midi, stats  # noqa: E402
+from musicutils.cli import InRange  # noqa: E402  (the CLI's range-checked numbers)
 
 #: Distances printed on the last line, in this order (every histogram).
 LAST_LINE_DISTANCES = tuple(stats.HISTOGRAMS)
@@ -106,16 +107,6 @@ def _seed(text: str) -> int:
         raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
     if not 0 <= value < 2**31:
         raise argparse.ArgumentTypeError(f"must be in [0, 2**31), got {value}")
-    return value
-
-
-def _voices(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if not 0 <= value <= 128:
-        raise argparse.ArgumentTypeError(f"must be in [0, 128], got {value}")
     return value
 
 
@@ -150,12 +141,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--voices",
-        type=_voices,
+        type=InRange("voices"),
         default=None,
         help="the voice rule's number of voices (default: the model's own; 0: off)",
     )
     parser.add_argument(
-        "--draws", type=_positive_int, default=2, help="draws per step of the voice rule"
+        "--draws", type=InRange("draws"), default=2, help="draws per step of the voice rule"
     )
     parser.add_argument("--window-bars", type=_positive_int, default=4, help="bars per window")
     parser.add_argument("--stride-bars", type=_positive_int, default=1, help="bars between windows")

@@ -746,6 +746,7 @@ def generate_from_args(args: argparse.Namespace) -> list[Path]:
             )
     # Draw the seed here when none is given, so that it can be printed and the piece recomposed.
     seed = args.seed if args.seed is not None else int(np.random.default_rng().integers(2**31))
+    voices, draws = _voice_rule(net, getattr(args, "voices", None), getattr(args, "draws", 2))
     started = time.perf_counter()
     states = generate(
         net,
@@ -756,8 +757,8 @@ def generate_from_args(args: argparse.Namespace) -> list[Path]:
         adaptive=args.adaptive,
         seed=seed,
         include_primer=primer is not None,
-        voices=getattr(args, "voices", None),
-        draws=getattr(args, "draws", 2),
+        voices=voices,
+        draws=draws,
         precision=getattr(args, "precision", None),
     )
     seconds = time.perf_counter() - started
@@ -773,7 +774,6 @@ def generate_from_args(args: argparse.Namespace) -> list[Path]:
     )
     for path in written:
         print(f"wrote {path}")
-    voices, draws = _voice_rule(net, getattr(args, "voices", None), getattr(args, "draws", 2))
     if voices:
         print(
             f"voice rule: the closest to {voices} voices of {draws} draws per step "

@@ -81,6 +81,7 @@ __all__ = [
     "split_half_accuracy",
     "total_variation",
     "two_sample_accuracy",
+    "texture",
     "typical_voices",
     "voice_motion",
     "window_feature_names",
@@ -296,6 +297,45 @@ def typical_voices(music, *, share: float = 0.5, lowest: int = DEFAULT_LOWEST) -
     histogram = np.bincount(counts)
     mode = int(histogram.argmax())
     return mode if histogram[mode] >= share * counts.size else None
+
+
+def texture(music, voices: int, *, stretch: int = 8, lowest: int = DEFAULT_LOWEST) -> dict:
+    """How well `music` keeps `voices` voices, and how it loses one. Pooled over its pieces:
+
+    * exact / fewer / more: shares of all steps with `voices`, fewer or more notes sounding;
+    * fewer_in_stretches: share of the steps with fewer notes that lie in runs of at least
+      `stretch` such steps in a row (a voice gone for a while, not a rest or a unison);
+    * top_fewer / top_exact, bottom_fewer / bottom_exact: mean MIDI pitch of the highest and
+      lowest sounding note in the (non-silent) steps with fewer notes and in those with
+      `voices`: which voice is missing (nan where there are no such steps).
+    """
+    counts, runs, top, bottom = [], [], [], []
+    for m in _pieces(music, lowest):
+        play = m.state[..., 0] > 0
+        count = play.sum(axis=1)
+        edges = np.flatnonzero(np.diff(np.r_[0, count < voices, 0].astype(np.int8)))
+        runs.append(edges[1::2] - edges[::2])  # lengths of the runs of thin steps
+        high, low = _outer_voices(play)
+        counts.append(count)
+        top.append(high + m.lowest)
+        bottom.append(low + m.lowest)
+    count, runs = np.concatenate(counts), np.concatenate(runs)
+    top, bottom = np.concatenate(top), np.concatenate(bottom)
+    thin, exact = (count < voices) & (count > 0), count == voices
+
+    def mean(values, where):
+        return float(values[where].mean()) if where.any() else float("nan")
+
+    return {
+        "exact": float(exact.mean()),
+        "fewer": float((count < voices).mean()),
+        "more": float((count > voices).mean()),
+        "fewer_in_stretches": float(runs[runs >= stretch].sum() / max(runs.sum(), 1)),
+        "top_fewer": mean(top, thin),
+        "top_exact": mean(top, exact),
+        "bottom_fewer": mean(bottom, thin),
+        "bottom_exact": mean(bottom, exact),
+    }
 
 
 def onsets_per_step(music, *, lowest: int = DEFAULT_LOWEST) -> np.ndarray:

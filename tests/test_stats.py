@@ -52,6 +52,20 @@ def test_typical_voices_is_the_count_of_most_sounding_steps():
     assert stats.typical_voices(changing) is None
 
 
+def test_texture_of_a_hand_example():
+    state = np.zeros((10, 24, 2), np.uint8)
+    state[:, [0, 4, 7, 12], 0] = 1  # four voices, MIDI 60, 64, 67, 72
+    state[2, 12, 0] = 0  # the top voice rests one step
+    state[5:9, 12, 0] = 0  # and four steps
+    state[9] = 0  # a silent step
+    t = stats.texture(state, 4, stretch=3, lowest=60)
+    assert (t["exact"], t["fewer"], t["more"]) == (0.4, 0.6, 0.0)
+    assert t["fewer_in_stretches"] == pytest.approx(5 / 6)  # steps 5-9: one run of 5; step 2
+    assert (t["top_fewer"], t["top_exact"]) == (67.0, 72.0)  # the silent step is left out
+    assert (t["bottom_fewer"], t["bottom_exact"]) == (60.0, 60.0)
+    assert np.isnan(stats.texture(state[:2], 4)["top_fewer"])  # no thin step: nan
+
+
 def test_pieces_bring_their_own_range_and_batches_pool():
     state = example_state()
     piece = midi.from_state(state, lowest=61)  # everything a semitone up
