@@ -15,7 +15,9 @@ compares the MIDI files of DIR instead of composing (no TensorFlow).
 Prints, for both sides, the histograms of `musicutils.stats.HISTOGRAMS` (notes sounding at once,
 note lengths, notes struck per step and where in the bar, pitch classes, intervals sounding
 together, top and bottom voice motion, span; shares in %) with the total variation distance of
-each, single numbers (four-voice and silent steps, fit to one key, register), and the two-sample
+each, single numbers (four-voice and silent steps, fit to one key, register, and the share of
+seconds and sevenths among the pairs of notes struck together, `stats.struck_intervals`: m2 or
+M7, and M2 or m7; not among the classifier's features), and the two-sample
 classifier test of `musicutils.stats`: windows of `--window-bars` bars every `--stride-bars`,
 logistic regression cross-validated over `--folds` folds grouped by piece, balanced classes,
 averaged over `--repeats` random fold assignments (0.5 = indistinguishable). The floor is the
@@ -223,6 +225,8 @@ def scalar_table(real: dict, composed: dict) -> str:
         ("diatonic_share", "{:.3f}"),
         ("top_pitch", "{:.1f}"),
         ("bottom_pitch", "{:.1f}"),
+        ("struck_m2_M7", "{:.4f}"),
+        ("struck_M2_m7", "{:.4f}"),
     ]
     lines = [f"  {'':<18}{'real':>10}{'composed':>10}"]
     for key, fmt in rows:
@@ -301,6 +305,11 @@ def main(argv=None) -> None:
     real_hists, comp_hists = stats.histograms(real), stats.histograms(composed, **options)
     tv = stats.distances(comp_hists, real_hists)
     real_scalars, comp_scalars = stats.scalars(real), stats.scalars(composed, **options)
+    # Seconds and sevenths struck together (not in the classifier's features): the harmony's tell
+    for side, music in ((real_scalars, real), (comp_scalars, composed)):
+        struck = stats.struck_intervals(music, lowest=lowest)
+        side["struck_m2_M7"] = struck[1] + struck[11]
+        side["struck_M2_m7"] = struck[2] + struck[10]
     print()
     print(histogram_table(real_hists, comp_hists, tv))
     print()

@@ -79,6 +79,7 @@ __all__ = [
     "scalars",
     "silent_fraction",
     "split_half_accuracy",
+    "struck_intervals",
     "total_variation",
     "two_sample_accuracy",
     "texture",
@@ -336,6 +337,24 @@ def texture(music, voices: int, *, stretch: int = 8, lowest: int = DEFAULT_LOWES
         "bottom_fewer": mean(bottom, thin),
         "bottom_exact": mean(bottom, exact),
     }
+
+
+def struck_intervals(music, *, lowest: int = DEFAULT_LOWEST) -> np.ndarray:
+    """Intervals between notes struck at the same step: float64 (12,), shares by interval class
+    (`INTERVAL_NAMES`), over every pair of notes whose onsets coincide.
+
+    The `intervals` histogram counts every pair sounding together, held or struck; this one only
+    the pairs struck together, where a dissonance cannot be a suspension or a passing note
+    against a held one. In Bach's chorales a second or a seventh is almost never struck
+    together with the note it clashes with.
+    """
+    counts = np.zeros(12)
+    for m in _pieces(music, lowest):
+        onset = _onsets(np.asarray(m.state)).astype(np.float64)
+        together = onset.T @ onset  # (N, N): steps at which both notes start
+        low, high, interval = _pair_distances(onset.shape[1])
+        counts += np.bincount(interval, weights=together[low, high], minlength=12)
+    return _shares(counts)
 
 
 def onsets_per_step(music, *, lowest: int = DEFAULT_LOWEST) -> np.ndarray:

@@ -66,6 +66,21 @@ def test_texture_of_a_hand_example():
     assert np.isnan(stats.texture(state[:2], 4)["top_fewer"])  # no thin step: nan
 
 
+def test_struck_intervals_count_only_notes_struck_together():
+    state = np.zeros((4, 24, 2), np.uint8)
+    state[0:3, [0, 1], 0] = 1  # C and C# struck together at step 0 (a minor second), held
+    state[0, [0, 1], 1] = 1
+    state[1, 7, :] = 1  # G struck alone against them: not a pair struck together
+    state[2, [4, 11], :] = 1  # E and B struck together (a fifth) against the held C and C#
+    state[3, [2, 14], 0] = 1  # D and the D above start together, without articulation bits
+    state[3, 0, 0] = 1  # while C, held from step 0 without a new articulation, is no onset
+    shares = stats.struck_intervals(state, lowest=60)
+    expected = np.zeros(12)
+    expected[[1, 7, 0]] = 1 / 3
+    np.testing.assert_allclose(shares, expected)
+    assert stats.struck_intervals(np.zeros((3, 24, 2), np.uint8)).sum() == 0
+
+
 def test_pieces_bring_their_own_range_and_batches_pool():
     state = example_state()
     piece = midi.from_state(state, lowest=61)  # everything a semitone up
@@ -329,6 +344,9 @@ def test_bench_music_compares_two_folders(tmp_path, monkeypatch, capsys):
     ]
     assert float(last["classifier_accuracy"]) > 0.9
     assert float(last["four_voice_share"]) < 0.5
+    struck = {row.split()[0]: row.split()[1:] for row in lines if row.startswith("  struck_")}
+    assert set(struck) == {"struck_m2_M7", "struck_M2_m7"}
+    assert all(0 < float(share) < 1 for shares in struck.values() for share in shares)
     assert figure.stat().st_size > 0
     with pytest.raises(SystemExit) as exit_info:
         bench.parse_args(["--temperature", "nan"])
