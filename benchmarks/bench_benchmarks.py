@@ -8,6 +8,7 @@
         --patience 15
     .venv/bin/python benchmarks/bench_benchmarks.py --minutes 0.05 --no-record   # a smoke test
     .venv/bin/python benchmarks/bench_benchmarks.py --sets piano --time-batches 3  # cost only
+    .venv/bin/python benchmarks/bench_benchmarks.py --sets jsb,piano --baselines  # no training
 
 For each set and seed: train on its train split (`musicutils.train.train`, early stopping on the
 NLL of the whole valid pieces, best weights kept) within `--minutes` of wall time, then score
@@ -241,6 +242,12 @@ def parse_args(argv=None) -> argparse.Namespace:
         metavar="N",
         help="only measure: seconds per training batch (N batches after one warm-up) and per "
         "validation step; no training run, nothing recorded",
+    )
+    parser.add_argument(
+        "--baselines",
+        action="store_true",
+        help="only print the test NLL of two baselines without training: each key's own "
+        "frequency, and a two-state Markov chain per key; nothing recorded",
     )
     parser.add_argument("--verbose", type=int, default=2, help="0, 1 (progress bar) or 2")
     args = parser.parse_args(argv)
@@ -516,6 +523,43 @@ def seeds_summary(name: str, values: list[float], seeds: list[int], what: str = 
     )
 
 
+def baselines(name: str, args: argparse.Namespace) -> str:
+    """Test NLL per step (play bits, as the runs report it) of two models with no learning
+    beyond counting, to read the runs' figures against: every key plays with its own frequency
+    in the train split, independently of everything ("base rate"); or with its frequency given
+    whether it sounded in the step before ("Markov": a two-state Markov chain per key, which
+    already knows that notes are held). Add-half smoothing; each piece starts from silence."""
+    import numpy as np
+
+    splits = datasets.load_benchmark(settings_of(args, name, args.run_seeds[0])["data"])
+
+    def bits(piece):  # (T, N) play bits, and whether each key sounded in the step before
+        play = piece.state[..., 0] > 0
+        return play, np.vstack([np.zeros_like(play[:1]), play[:-1]])
+
+    counts = 0  # [key, sounded before, plays now]
+    for piece in splits["train"]:
+        play, before = bits(piece)
+        cell = 2 * before.astype(np.int64) + play  # 0..3 = (before, now) as two bits
+        counts = counts + np.stack([(cell == k).sum(axis=0) for k in range(4)], axis=1)
+    counts = counts.reshape(-1, 2, 2).astype(np.float64)
+    base = (counts[:, :, 1].sum(axis=1) + 0.5) / (counts.sum(axis=(1, 2)) + 1.0)  # (N,)
+    markov = (counts[:, :, 1] + 0.5) / (counts.sum(axis=2) + 1.0)  # (N, before)
+    nats, steps = np.zeros(2), 0
+    keys = np.arange(counts.shape[0])
+    for piece in splits["test"]:
+        play, before = bits(piece)
+        predicted = (np.broadcast_to(base, play.shape), markov[keys, before.astype(np.int64)])
+        for i, p in enumerate(predicted):
+            nats[i] -= np.log(np.where(play, p, 1.0 - p)).sum()
+        steps += len(play)
+    return (
+        f"{name}: baselines test_nll_per_step base_rate={nats[0] / steps:.3f} "
+        f"markov={nats[1] / steps:.3f} ({len(splits['test'])} test pieces, {steps} steps; "
+        "per-key probabilities counted on the train split)"
+    )
+
+
 def time_batches(name: str, args: argparse.Namespace) -> str:
     """Seconds per training batch and per validation step of one set at the chosen sizes."""
     import numpy as np
@@ -577,9 +621,9 @@ def time_batches(name: str, args: argparse.Namespace) -> str:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    if args.time_batches:
+    if args.time_batches or args.baselines:
         for name in args.set_names:
-            print(time_batches(name, args), flush=True)
+            print((time_batches if args.time_batches else baselines)(name, args), flush=True)
         return 0
     lines = []
     for name in args.set_names:

@@ -109,6 +109,24 @@ def test_seeds_summary_is_mean_and_sample_standard_deviation():
     assert averaged.startswith("jsb: seeds 0,1: averaged weights: test_nll_per_step mean=4.750")
 
 
+def test_baselines_by_hand(tmp_path, capsys):
+    import math
+    import pickle
+
+    (tmp_path / "data").mkdir()
+    with open(tmp_path / "data" / "jsb_chorales.pickle", "wb") as f:  # middle C held 4 steps
+        pickle.dump({"train": [[[60]] * 4], "valid": [[[60]]], "test": [[[60]] * 2]}, f)
+    assert bench.main(["--data-dir", str(tmp_path / "data"), "--baselines"]) == 0
+    line = dict(re.findall(r"(\w+)=(\S+)", capsys.readouterr().out.splitlines()[-1]))
+    # Add-half smoothing over the 4 train steps: middle C plays with 4.5 / 5 = 0.9, the 87 other
+    # keys with 0.5 / 5 = 0.1; given the step before, C plays with 1.5 / 2 after silence and
+    # 3.5 / 4 after itself. Two test steps.
+    silent = -87 * 2 * math.log(0.9)
+    assert float(line["base_rate"]) == pytest.approx((silent - 2 * math.log(0.9)) / 2, abs=1e-3)
+    markov = silent - math.log(0.75) - math.log(0.875)
+    assert float(line["markov"]) == pytest.approx(markov / 2, abs=1e-3)
+
+
 def _tiny_set(folder: Path) -> None:
     folder.mkdir()
     lengths = {
