@@ -307,9 +307,8 @@ def main(argv=None) -> None:
     real_scalars, comp_scalars = stats.scalars(real), stats.scalars(composed, **options)
     # Seconds and sevenths struck together (not in the classifier's features): the harmony's tell
     for side, music in ((real_scalars, real), (comp_scalars, composed)):
-        struck = stats.struck_intervals(music, lowest=lowest)
-        side["struck_m2_M7"] = struck[1] + struck[11]
-        side["struck_M2_m7"] = struck[2] + struck[10]
+        clashes = stats.clash_shares(stats.struck_intervals(music, lowest=lowest))
+        side.update({f"struck_{name}": share for name, share in clashes.items()})
     print()
     print(histogram_table(real_hists, comp_hists, tv))
     print()

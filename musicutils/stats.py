@@ -64,6 +64,7 @@ __all__ = [
     "PITCH_CLASSES",
     "describe",
     "diatonic_share",
+    "clash_shares",
     "distances",
     "fit_logistic",
     "histograms",
@@ -80,9 +81,9 @@ __all__ = [
     "silent_fraction",
     "split_half_accuracy",
     "struck_intervals",
+    "texture",
     "total_variation",
     "two_sample_accuracy",
-    "texture",
     "typical_voices",
     "voice_motion",
     "window_feature_names",
@@ -207,6 +208,14 @@ def _pair_distances(n_notes: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return low, high, (high - low) % 12
 
 
+def _interval_counts(notes: np.ndarray) -> np.ndarray:
+    """Pairs of notes on at the same step, by interval class: float64 (12,), from bool (T, N)."""
+    bits = notes.astype(np.float64)
+    together = bits.T @ bits  # (N, N): steps at which both notes are on
+    low, high, interval = _pair_distances(notes.shape[1])
+    return np.bincount(interval, weights=together[low, high], minlength=12)
+
+
 def _counts(m: _Music) -> dict[str, np.ndarray]:
     """Raw counts of one piece: every histogram of HISTOGRAMS (float64, its bins) plus
     "pc_durations" (12,), sounding steps per pitch class, and "register" (3,): the sum of the top
@@ -221,10 +230,7 @@ def _counts(m: _Music) -> dict[str, np.ndarray]:
     starts, ends, notes = note_intervals(state)
     pitch_class = (np.arange(n_notes) + m.lowest) % 12
 
-    # Every pair of notes sounding together: co-occurrence counts (N, N), summed by interval.
-    together = play.T.astype(np.float64) @ play.astype(np.float64)
-    low, high, interval = _pair_distances(n_notes)
-    intervals = np.bincount(interval, weights=together[low, high], minlength=12)
+    intervals = _interval_counts(play)  # every pair of notes sounding together
 
     top, bottom = _outer_voices(play)
     motions = [np.abs(_moves(line, play, onset)) for line in (top, bottom)]
@@ -348,13 +354,19 @@ def struck_intervals(music, *, lowest: int = DEFAULT_LOWEST) -> np.ndarray:
     against a held one. In Bach's chorales a second or a seventh is almost never struck
     together with the note it clashes with.
     """
-    counts = np.zeros(12)
-    for m in _pieces(music, lowest):
-        onset = _onsets(np.asarray(m.state)).astype(np.float64)
-        together = onset.T @ onset  # (N, N): steps at which both notes start
-        low, high, interval = _pair_distances(onset.shape[1])
-        counts += np.bincount(interval, weights=together[low, high], minlength=12)
+    counts = sum(
+        (_interval_counts(_onsets(np.asarray(m.state))) for m in _pieces(music, lowest)),
+        np.zeros(12),
+    )
     return _shares(counts)
+
+
+def clash_shares(intervals) -> dict[str, float]:
+    """The seconds and sevenths of an interval histogram (12,) (`intervals` of `histograms`, or
+    `struck_intervals`): "m2_M7", the semitone clashes (a minor second or a major seventh, in
+    any octave), and "M2_m7", the whole-tone ones."""
+    shares = np.asarray(intervals, np.float64)
+    return {"m2_M7": float(shares[1] + shares[11]), "M2_m7": float(shares[2] + shares[10])}
 
 
 def onsets_per_step(music, *, lowest: int = DEFAULT_LOWEST) -> np.ndarray:

@@ -79,6 +79,8 @@ def test_struck_intervals_count_only_notes_struck_together():
     expected[[1, 7, 0]] = 1 / 3
     np.testing.assert_allclose(shares, expected)
     assert stats.struck_intervals(np.zeros((3, 24, 2), np.uint8)).sum() == 0
+    clashes = stats.clash_shares(shares)  # the minor second; no whole-tone clash
+    assert clashes == pytest.approx({"m2_M7": 1 / 3, "M2_m7": 0.0})
 
 
 def test_pieces_bring_their_own_range_and_batches_pool():
