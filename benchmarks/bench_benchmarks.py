@@ -179,6 +179,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument(
         "--chord-below", action="store_true", help="note-axis chord inputs (model.chord_below)"
     )
+    parser.add_argument(
+        "--struck-below",
+        action="store_true",
+        help="note-axis inputs of the notes struck below (model.struck_below)",
+    )
     parser.add_argument("--batch-size", type=int, default=None, help="default: per set")
     parser.add_argument(
         "--segment-length",
@@ -312,6 +317,7 @@ def settings_of(args: argparse.Namespace, name: str, seed: int) -> dict:
         time_sizes=tuple(args.time_sizes),
         note_sizes=tuple(args.note_sizes),
         chord_below=args.chord_below,
+        struck_below=args.struck_below,
         dropout=args.dropout,
         learning_rate=args.learning_rate,
         ema=args.ema,
@@ -328,6 +334,7 @@ def describe_model(args: argparse.Namespace, name: str) -> str:
         f"time {','.join(map(str, args.time_sizes))}",
         f"note {','.join(map(str, args.note_sizes))}",
         *(["chord-below"] if args.chord_below else []),
+        *(["struck-below"] if args.struck_below else []),
         *([args.precision] if args.precision != "float32" else []),
         f"batch {sizes.batch_size} x {sizes.segment_length}",
         f"{sizes.steps_per_epoch} batches/epoch",
@@ -580,6 +587,7 @@ def time_batches(name: str, args: argparse.Namespace) -> str:
         seed=settings["seed"],
         steps_per_beat=splits["train"][0].steps_per_beat,
         chord_below=settings["chord_below"],
+        struck_below=settings["struck_below"],
         precision=model_lib.resolve_precision(settings["precision"]),
     )
     model.compile(  # as train.train compiles it

@@ -220,6 +220,12 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="give the note axis the chord chosen so far at each step (not in Johnson's model)",
     )
+    p.add_argument(
+        "--struck-below",
+        action="store_true",
+        help="also give the note axis the notes below struck at each step (not in Johnson's "
+        "model; with --chord-below it tells a chord struck together from notes held into it)",
+    )
     p.add_argument("--dropout", type=InRange("dropout"), default=0.5)
     p.add_argument("--learning-rate", type=InRange("learning_rate"), default=1e-3)
     p.add_argument(

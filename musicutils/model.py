@@ -21,6 +21,9 @@ state[t-1] ─ features ─▶ LSTM ─▶ LSTM ─▶ time_out[t, n] ─┐
   so far at the step (the 12 notes just below, and how many notes below lie at each interval
   class; `chord_below_inputs`). On the JSB Chorales benchmark it took the test NLL from 6.12 to
   4.98 nats per step, with the same sizes and in less training time (README, Figures).
+  `struck_below=True` adds the same numbers for the notes struck anew at the step (play and
+  articulate): the chord alone cannot tell a note struck with n from one held into the step,
+  and a dissonance is treated differently in the two cases (a suspension is held, not struck).
 
 Speed (the time axis is ~85 % of the arithmetic). Every input projection (x @ W for all rows
 of a layer) is one large matmul outside the recurrence, and the layers run one after another
@@ -451,7 +454,8 @@ def base_rate_logits(states: np.ndarray) -> np.ndarray:
 # The chord below a note (optional note-axis inputs)
 # --------------------------------------------------------------------------------------------
 
-#: Extra note-axis inputs with `chord_below`: the 12 notes just below, and 12 interval classes.
+#: Extra note-axis inputs with `chord_below`: the 12 notes just below, and 12 interval classes
+#: (as many again with `struck_below`, for the notes struck at the step).
 CHORD_BELOW_WIDTH = 24
 
 
@@ -508,6 +512,9 @@ class BiaxialModel(keras.Model):
         chord_below: also give the note axis the chord chosen so far at this step (an addition
             to Johnson's model; `CHORD_BELOW_WIDTH` more inputs, see `chord_below_inputs`).
             Off by default, so that models trained without it load unchanged.
+        struck_below: also give the note axis the same `CHORD_BELOW_WIDTH` numbers for the notes
+            below that are struck at this step (play and articulate), so that it can tell a
+            chord struck together from notes held into the step. Off by default.
         precision: "float32" or "bfloat16", the precision of the LSTMs' matrix products
             (`matmul`; "auto" picks by `resolve_precision` and is stored resolved). The weights,
             the cell state, the gate arithmetic and the logits are float32 in both. Saved
@@ -536,6 +543,7 @@ class BiaxialModel(keras.Model):
         chord_below: bool = False,
         precision: str = "float32",
         voices: int | None = None,
+        struck_below: bool = False,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -548,6 +556,7 @@ class BiaxialModel(keras.Model):
         self.seed = seed
         self.steps_per_beat = int(steps_per_beat)
         self.chord_below = bool(chord_below)
+        self.struck_below = bool(struck_below)
         self.voices = None if voices is None else int(voices)
         if not self.time_sizes or not self.note_sizes:
             raise ValueError("BiaxialModel: time_sizes and note_sizes need at least one layer")
@@ -588,6 +597,7 @@ class BiaxialModel(keras.Model):
             "chord_below": self.chord_below,
             "precision": self.precision,
             "voices": self.voices,
+            "struck_below": self.struck_below,
         }
 
     @classmethod
@@ -608,8 +618,16 @@ class BiaxialModel(keras.Model):
     @property
     def choice_width(self) -> int:
         """Inputs of the note axis read from the current step's notes below: 2 (play,
-        articulate of the note just below), plus `CHORD_BELOW_WIDTH` with `chord_below`."""
-        return 2 + (CHORD_BELOW_WIDTH if self.chord_below else 0)
+        articulate of the note just below), plus `CHORD_BELOW_WIDTH` with `chord_below` and as
+        many with `struck_below`."""
+        return 2 + CHORD_BELOW_WIDTH * len(self._below_kinds())
+
+    def _below_kinds(self) -> tuple[str, ...]:
+        """Which chords below the note axis reads, in input order: "sounding" (`chord_below`:
+        the play bits) and "struck" (`struck_below`: play and articulate)."""
+        return (("sounding",) if self.chord_below else ()) + (
+            ("struck",) if self.struck_below else ()
+        )
 
     @property
     def note_input_size(self) -> int:
@@ -686,8 +704,9 @@ class BiaxialModel(keras.Model):
         note_input = self.note_inputs(tf.reshape(time_out, [self.n_notes, -1, ht]))
         below = tf.transpose(state, [2, 0, 1, 3])  # (N, B, T, 2)
         below = tf.concat([tf.zeros_like(below[:1]), below[:-1]], axis=0)
-        if self.chord_below:
-            chord = tf.transpose(chord_below_inputs(state[..., 0]), [2, 0, 1, 3])  # (N, B, T, C)
+        bits = {"sounding": state[..., 0], "struck": state[..., 0] * state[..., 1]}
+        for kind in self._below_kinds():
+            chord = tf.transpose(chord_below_inputs(bits[kind]), [2, 0, 1, 3])  # (N, B, T, C)
             below = tf.concat([below, chord], axis=-1)
         below = tf.reshape(below, [self.n_notes, -1, self.choice_width])
         logits = self._note_layers(note_input, below, training)
@@ -784,12 +803,13 @@ class BiaxialModel(keras.Model):
 
     def initial_note_carry(self, batch_size):
         """Zero state of the note axis: ((h, c) per layer), each (batch_size, H); with
-        `chord_below`, then the chord below so far: (window, intervals), each (batch_size, 12)."""
+        `chord_below` and/or `struck_below`, then each chord below so far (sounding, then
+        struck): (window, intervals), each (batch_size, 12)."""
         layers = tuple(
             (tf.zeros([batch_size, units]), tf.zeros([batch_size, units]))
             for units in self.note_sizes
         )
-        if self.chord_below:
+        for _ in self._below_kinds():
             layers += ((tf.zeros([batch_size, 12]), tf.zeros([batch_size, 12])),)
         return layers
 
@@ -799,23 +819,30 @@ class BiaxialModel(keras.Model):
         Args:
             note_input: (B, G) this note's row of `note_inputs`.
             prev_choice: (B, 2) play, articulate chosen for the note below (zeros for note 0).
-            carry: from `initial_note_carry` or the previous `note_step` (with `chord_below` it
-                also carries the chord chosen so far, so the loop stays the same).
+            carry: from `initial_note_carry` or the previous `note_step` (with `chord_below` or
+                `struck_below` it also carries the chords chosen so far, so the loop stays the
+                same).
 
         Returns:
             (logits (B, 2), carry).
         """
         choice = tf.cast(prev_choice, note_input.dtype)
-        new_carry = []
-        if self.chord_below:
-            # Move up one note: the note just below joins the chord, every interval grows by 1.
-            window, intervals = carry[-1]
-            played = choice[:, :1]
-            window = tf.concat([played, window[:, :-1]], axis=1)
-            semitone = tf.one_hot(1, 12, dtype=intervals.dtype)  # interval class of note n-1
-            intervals = tf.roll(intervals, shift=1, axis=1) + played * semitone
-            carry = carry[:-1]
-            choice = tf.concat([choice, window, intervals], axis=1)
+        new_carry, chords = [], []
+        kinds = self._below_kinds()
+        if kinds:
+            bits = {"sounding": choice[:, :1], "struck": choice[:, :1] * choice[:, 1:]}
+            inputs = [choice]
+            for kind, (window, intervals) in zip(kinds, carry[-len(kinds) :], strict=True):
+                # Move up one note: the note just below joins the chord (if it sounds, or is
+                # struck), and every interval grows by a semitone.
+                below = bits[kind]
+                window = tf.concat([below, window[:, :-1]], axis=1)
+                semitone = tf.one_hot(1, 12, dtype=intervals.dtype)  # interval class of n-1
+                intervals = tf.roll(intervals, shift=1, axis=1) + below * semitone
+                chords.append((window, intervals))
+                inputs += [window, intervals]
+            carry = carry[: -len(kinds)]
+            choice = tf.concat(inputs, axis=1)
         projected = note_input + matmul(choice, self._choice_kernel(), self.precision)
         x = None
         for i, (layer, (h, c)) in enumerate(zip(self.note_layers, carry, strict=True)):
@@ -824,8 +851,7 @@ class BiaxialModel(keras.Model):
             z = projected + matmul(h, layer.recurrent_kernel, self.precision)
             x, c = _lstm_update(z, c)
             new_carry.append((x, c))
-        if self.chord_below:
-            new_carry.append((window, intervals))
+        new_carry.extend(chords)
         return tf.matmul(x, self.out_kernel) + self.out_bias, tuple(new_carry)
 
 
@@ -923,7 +949,8 @@ def flops_per_forward(config: dict, batch_size: int, n_steps: int) -> float:
     for units in time_sizes:
         flops += 2.0 * rows * (width + units) * 4 * units
         width = units
-    width += 2 + (CHORD_BELOW_WIDTH if config.get("chord_below", False) else 0)
+    chords = bool(config.get("chord_below", False)) + bool(config.get("struck_below", False))
+    width += 2 + CHORD_BELOW_WIDTH * chords
     for units in note_sizes:
         flops += 2.0 * rows * (width + units) * 4 * units
         width = units

@@ -100,6 +100,7 @@ class TrainSettings:
     time_sizes: list[int] = field(default_factory=lambda: [300, 300])
     note_sizes: list[int] = field(default_factory=lambda: [100, 50])
     chord_below: bool = False
+    struck_below: bool = False
     dropout: float = 0.5
     learning_rate: float = 1e-3
     ema: float = 0.0
@@ -332,6 +333,9 @@ def read_log(run_dir: str | os.PathLike) -> list[dict]:
 
 #: `train` arguments that do not change what a run computes, so `run_folder` leaves them out.
 _NOT_IN_RUN_KEY = ("verbose", "strategy", "time_limit")
+#: Settings added after runs were named: `run_folder` counts them only when they differ from
+#: their default, so the folders of earlier runs keep their names (and resume).
+_IN_RUN_KEY_WHEN_SET = ("struck_below",)
 
 
 def _canonical(value, default):
@@ -360,6 +364,8 @@ def run_folder(root: str | os.PathLike, settings: dict) -> Path:
     verbose, strategy and time_limit. The same settings always give the same folder, so
     `train(out=run_folder(root, s), **s)` resumes an interrupted run or finds it finished;
     any other value (a learning rate, a number of epochs...) gives another folder, a new run.
+    A setting added since runs were first named (`struck_below`) counts only when it is set, so
+    those runs keep their folders.
     `data` enters as given (a relative and an absolute path are different keys).
 
     Args:
@@ -387,7 +393,10 @@ def run_folder(root: str | os.PathLike, settings: dict) -> Path:
         if name == "out" or name in _NOT_IN_RUN_KEY:
             continue
         default = None if parameter.default is inspect.Parameter.empty else parameter.default
-        key[name] = _canonical(settings.get(name, default), default)
+        value = _canonical(settings.get(name, default), default)
+        if name in _IN_RUN_KEY_WHEN_SET and value == default:
+            continue
+        key[name] = value
     text = json.dumps(key, sort_keys=True, default=str)
     return Path(root) / f"run-{hashlib.sha256(text.encode()).hexdigest()[:10]}"
 
@@ -876,6 +885,7 @@ def train(
     time_sizes=(300, 300),
     note_sizes=(100, 50),
     chord_below: bool = False,
+    struck_below: bool = False,
     dropout: float = 0.5,
     learning_rate: float = 1e-3,
     ema: float = 0.0,
@@ -903,6 +913,7 @@ def train(
         time_sizes, note_sizes: LSTM sizes of the time-axis and note-axis stacks.
         chord_below: give the note axis the chord chosen so far at each step
             (`model.chord_below_inputs`).
+        struck_below: also give it the notes below struck at each step (`model.BiaxialModel`).
         dropout: dropout rate between layers (Johnson used 0.5).
         learning_rate: Adam's learning rate.
         ema: 0 (off), or the momentum of an exponential moving average of the weights, updated
@@ -953,6 +964,7 @@ def train(
         time_sizes=_layer_sizes("time_sizes", time_sizes),
         note_sizes=_layer_sizes("note_sizes", note_sizes),
         chord_below=bool(chord_below),
+        struck_below=bool(struck_below),
         dropout=checked("dropout", dropout),
         learning_rate=checked("learning_rate", learning_rate),
         ema=checked("ema", ema),
@@ -1045,6 +1057,7 @@ def _train_holding_lock(run_dir: Path, settings: TrainSettings, started: float) 
             seed=settings.seed,
             steps_per_beat=pieces["train"][0].steps_per_beat,
             chord_below=settings.chord_below,
+            struck_below=settings.struck_below,
             precision=_checked_precision(settings.precision),
             voices=stats.typical_voices(pieces["train"]),  # a sampling hint for generate
         )
@@ -1130,6 +1143,7 @@ def train_from_args(args) -> TrainResult:
         time_sizes=args.time_sizes,
         note_sizes=args.note_sizes,
         chord_below=args.chord_below,
+        struck_below=args.struck_below,
         dropout=args.dropout,
         learning_rate=args.learning_rate,
         ema=args.ema,

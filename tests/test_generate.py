@@ -101,8 +101,9 @@ def test_every_xla_mode_and_the_naive_loop_compose_the_same(model, adaptive, pre
 
 
 @pytest.mark.slow
-def test_chord_below_model_composes_like_the_naive_loop():
-    net = tiny_model(2, chord_below=True)
+@pytest.mark.parametrize("struck_below", [False, True], ids=["chord_below", "and_struck_below"])
+def test_chord_below_model_composes_like_the_naive_loop(struck_below):
+    net = tiny_model(2, chord_below=True, struck_below=struck_below)
     kwargs = dict(batch_size=2, seed=4, temperature=0.8)
     reference = generate.generate_reference(net, 6, **kwargs)
     check_valid(reference, (2, 6, N_NOTES, 2))

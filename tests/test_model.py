@@ -32,10 +32,14 @@ def random_batch(rng, batch=3, steps=6, n_notes=16, density=0.3):
     return {"state": state, "beat": beat}
 
 
-@pytest.fixture(params=[False, True], ids=["johnson", "chord_below"])
+@pytest.fixture(
+    params=[(False, False), (True, False), (True, True), (False, True)],
+    ids=["johnson", "chord_below", "chord_and_struck_below", "struck_below"],
+)
 def model(request):
     keras.utils.set_random_seed(1)
-    return BiaxialModel(**SMALL, chord_below=request.param)
+    chord_below, struck_below = request.param
+    return BiaxialModel(**SMALL, chord_below=chord_below, struck_below=struck_below)
 
 
 def test_logit_shapes_and_parameter_count(model):
@@ -47,7 +51,7 @@ def test_logit_shapes_and_parameter_count(model):
     def lstm(inp, units):
         return 4 * units * (inp + units + 1)
 
-    choice = 2 + (24 if model.chord_below else 0)
+    choice = 2 + 24 * model.chord_below + 24 * model.struck_below
     expected = lstm(81, 12) + lstm(12, 10) + lstm(10 + choice, 8) + lstm(8, 6) + 6 * 2 + 2
     assert model.count_params() == expected
 

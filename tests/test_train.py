@@ -138,6 +138,7 @@ def test_run_folder_is_keyed_by_the_settings_that_change_the_run(tmp_path):
         {**settings, "learning_rate": 0.001, "time_sizes": [150, 150], "epochs": 12.0},
         {**settings, "ema": 0.0, "seed": 0, "dropout": 0.5},  # train's defaults, spelt out
         {**settings, "data": Path("data/chorales")},
+        {**settings, "struck_below": False},  # added later: counts only when set
     ]
     for other in same:
         assert train.run_folder(tmp_path, other) == folder, other
@@ -146,10 +147,20 @@ def test_run_folder_is_keyed_by_the_settings_that_change_the_run(tmp_path):
         {**settings, "epochs": 8},  # fewer epochs is another run, not "nothing to do"
         {**settings, "time_sizes": (150,)},
         {**settings, "chord_below": True},
+        {**settings, "struck_below": True},
         {**settings, "data": "elsewhere"},
     ]
     names = {train.run_folder(tmp_path, other).name for other in different}
     assert len(names) == len(different) and folder.name not in names
+
+
+def test_run_folders_named_before_struck_below_keep_their_names():
+    """Names computed by the code before `struck_below` existed (commit 5d0e448): the runs
+    of the README's commands resume in the folders they were started in."""
+    root = Path("/r")
+    assert train.run_folder(root, {"data": "/x/y.pickle"}).name == "run-b024108ef8"
+    settings = {"data": "/x/y.pickle", "epochs": 7, "chord_below": True}
+    assert train.run_folder(root, settings).name == "run-fea3568ff6"
 
 
 @pytest.mark.parametrize(
