@@ -199,3 +199,26 @@ def test_seed_range_is_what_numpy_accepts():
     assert args.seed == 2**32 - 1
     with pytest.raises(SystemExit):
         cli.build_parser().parse_args(["generate", "--out", "x", "--seed", str(2**32)])
+
+
+def test_train_options_reach_train(monkeypatch):
+    """Every model option of `musicutils train` arrives in train.train under its own name."""
+    from musicutils import train
+
+    received = {}
+
+    def fake_train(data, out, **settings):
+        received.update(settings, data=data, out=out)
+        raise SystemExit(0)
+
+    monkeypatch.setattr(train, "train", fake_train)
+    argv = ["train", "--data", "d", "--out", "r", "--chord-below", "--struck-below"]
+    args = cli.build_parser().parse_args(argv)
+    with pytest.raises(SystemExit):
+        train.train_from_args(args)
+    assert received["chord_below"] is True and received["struck_below"] is True
+    assert (str(received["data"]), str(received["out"])) == ("d", "r")
+    args = cli.build_parser().parse_args(["train", "--data", "d", "--out", "r"])
+    with pytest.raises(SystemExit):
+        train.train_from_args(args)
+    assert received["chord_below"] is False and received["struck_below"] is False

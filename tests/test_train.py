@@ -375,8 +375,9 @@ def test_time_limit_and_a_run_without_validation_pieces(tmp_path):
 
 
 def test_train_settings_reach_the_model_the_data_and_train_json(tmp_path, monkeypatch):
-    """chord_below reaches the model, transpose the training stream, and a relative data path
-    is stored absolute: evaluate and a resumed run find the folder from another directory."""
+    """chord_below and struck_below reach the model, transpose the training stream, and a
+    relative data path is stored absolute: evaluate and a resumed run find the folder from
+    another directory."""
     streams = []  # the `transpose` of every data stream train() asks for
     dataset = datasets.SegmentSampler.dataset
 
@@ -387,16 +388,17 @@ def test_train_settings_reach_the_model_the_data_and_train_json(tmp_path, monkey
     monkeypatch.setattr(datasets.SegmentSampler, "dataset", spy)
     monkeypatch.chdir(ROOT)
     run_dir = tmp_path / "run"
-    settings = {**TINY, "chord_below": True, "transpose": 2}
+    settings = {**TINY, "chord_below": True, "struck_below": True, "transpose": 2}
     result = train.train("data/chorales", run_dir, epochs=1, **settings)
     assert streams[-1] == 2  # the training stream (an earlier one only builds the weights)
-    assert result.model.chord_below
+    assert result.model.chord_below and result.model.struck_below
     config = json.loads((run_dir / "config.json").read_text())
-    assert config["chord_below"] is True
+    assert config["chord_below"] is True and config["struck_below"] is True
     # the training chorales' texture, measured for generate's voice rule
     assert result.model.voices == 4 and config["voices"] == 4
     stored = json.loads((run_dir / "train.json").read_text())
-    assert stored["chord_below"] is True and stored["transpose"] == 2
+    assert stored["chord_below"] is True and stored["struck_below"] is True
+    assert stored["transpose"] == 2
     assert stored["data"] == str(CHORALES)
     with pytest.raises(CheckpointError, match="transpose=2, not 3"):
         train.train(CHORALES, run_dir, epochs=2, **{**settings, "transpose": 3})
