@@ -620,13 +620,20 @@ class BiaxialModel(keras.Model):
         """Inputs of the note axis read from the current step's notes below: 2 (play,
         articulate of the note just below), plus `CHORD_BELOW_WIDTH` with `chord_below` and as
         many with `struck_below`."""
-        return 2 + CHORD_BELOW_WIDTH * len(self._below_kinds())
+        return 2 + CHORD_BELOW_WIDTH * self._n_chords_below
 
-    def _below_kinds(self) -> tuple[str, ...]:
-        """Which chords below the note axis reads, in input order: "sounding" (`chord_below`:
-        the play bits) and "struck" (`struck_below`: play and articulate)."""
-        return (("sounding",) if self.chord_below else ()) + (
-            ("struck",) if self.struck_below else ()
+    @property
+    def _n_chords_below(self) -> int:
+        """How many chords below the note axis reads: 0, 1 or 2 (see `_chord_bits`)."""
+        return int(self.chord_below) + int(self.struck_below)
+
+    def _chord_bits(self, choices: tf.Tensor) -> list[tf.Tensor]:
+        """The bits each chord below is made of, in input order, from (..., 2) play and
+        articulate choices: the play bits (`chord_below`), then the struck bits, play and
+        articulate both 1 (`struck_below`). Each (...)."""
+        play = choices[..., 0]
+        return ([play] if self.chord_below else []) + (
+            [play * choices[..., 1]] if self.struck_below else []
         )
 
     @property
@@ -704,9 +711,8 @@ class BiaxialModel(keras.Model):
         note_input = self.note_inputs(tf.reshape(time_out, [self.n_notes, -1, ht]))
         below = tf.transpose(state, [2, 0, 1, 3])  # (N, B, T, 2)
         below = tf.concat([tf.zeros_like(below[:1]), below[:-1]], axis=0)
-        bits = {"sounding": state[..., 0], "struck": state[..., 0] * state[..., 1]}
-        for kind in self._below_kinds():
-            chord = tf.transpose(chord_below_inputs(bits[kind]), [2, 0, 1, 3])  # (N, B, T, C)
+        for bits in self._chord_bits(state):
+            chord = tf.transpose(chord_below_inputs(bits), [2, 0, 1, 3])  # (N, B, T, C)
             below = tf.concat([below, chord], axis=-1)
         below = tf.reshape(below, [self.n_notes, -1, self.choice_width])
         logits = self._note_layers(note_input, below, training)
@@ -809,7 +815,7 @@ class BiaxialModel(keras.Model):
             (tf.zeros([batch_size, units]), tf.zeros([batch_size, units]))
             for units in self.note_sizes
         )
-        for _ in self._below_kinds():
+        for _ in range(self._n_chords_below):
             layers += ((tf.zeros([batch_size, 12]), tf.zeros([batch_size, 12])),)
         return layers
 
@@ -828,20 +834,21 @@ class BiaxialModel(keras.Model):
         """
         choice = tf.cast(prev_choice, note_input.dtype)
         new_carry, chords = [], []
-        kinds = self._below_kinds()
-        if kinds:
-            bits = {"sounding": choice[:, :1], "struck": choice[:, :1] * choice[:, 1:]}
+        n_chords = self._n_chords_below
+        if n_chords:
             inputs = [choice]
-            for kind, (window, intervals) in zip(kinds, carry[-len(kinds) :], strict=True):
+            for bits, (window, intervals) in zip(
+                self._chord_bits(choice), carry[-n_chords:], strict=True
+            ):
                 # Move up one note: the note just below joins the chord (if it sounds, or is
                 # struck), and every interval grows by a semitone.
-                below = bits[kind]
+                below = bits[:, None]  # (B, 1)
                 window = tf.concat([below, window[:, :-1]], axis=1)
                 semitone = tf.one_hot(1, 12, dtype=intervals.dtype)  # interval class of n-1
                 intervals = tf.roll(intervals, shift=1, axis=1) + below * semitone
                 chords.append((window, intervals))
                 inputs += [window, intervals]
-            carry = carry[: -len(kinds)]
+            carry = carry[:-n_chords]
             choice = tf.concat(inputs, axis=1)
         projected = note_input + matmul(choice, self._choice_kernel(), self.precision)
         x = None
