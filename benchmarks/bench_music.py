@@ -17,11 +17,13 @@ note lengths, notes struck per step and where in the bar, pitch classes, interva
 together, top and bottom voice motion, span; shares in %) with the total variation distance of
 each, single numbers (four-voice and silent steps, fit to one key, register, and the share of
 seconds and sevenths among the pairs of notes struck together, `stats.struck_intervals`: m2 or
-M7, and M2 or m7; not among the classifier's features), and the two-sample
-classifier test of `musicutils.stats`: windows of `--window-bars` bars every `--stride-bars`,
-logistic regression cross-validated over `--folds` folds grouped by piece, balanced classes,
-averaged over `--repeats` random fold assignments (0.5 = indistinguishable). The floor is the
-same test between two random halves of the real pieces, averaged over `--repeats` splits.
+M7, and M2 or m7; and parallel fifths and octaves between the voices of four-voice steps per
+chord change, `stats.parallel_perfects`; neither among the classifier's features), and the
+two-sample classifier test of `musicutils.stats`: windows of `--window-bars` bars every
+`--stride-bars`, logistic regression cross-validated over `--folds` folds grouped by piece,
+balanced classes, averaged over `--repeats` random fold assignments (0.5 = indistinguishable).
+The floor is the same test between two random halves of the real pieces, averaged over
+`--repeats` splits.
 `--figure PATH` saves `stats.plot_comparison` of the two sides.
 
 The last line is machine-readable:
@@ -227,6 +229,8 @@ def scalar_table(real: dict, composed: dict) -> str:
         ("bottom_pitch", "{:.1f}"),
         ("struck_m2_M7", "{:.4f}"),
         ("struck_M2_m7", "{:.4f}"),
+        ("parallel_5ths", "{:.4f}"),
+        ("parallel_8ves", "{:.4f}"),
     ]
     lines = [f"  {'':<18}{'real':>10}{'composed':>10}"]
     for key, fmt in rows:
@@ -305,10 +309,13 @@ def main(argv=None) -> None:
     real_hists, comp_hists = stats.histograms(real), stats.histograms(composed, **options)
     tv = stats.distances(comp_hists, real_hists)
     real_scalars, comp_scalars = stats.scalars(real), stats.scalars(composed, **options)
-    # Seconds and sevenths struck together (not in the classifier's features): the harmony's tell
+    # Seconds and sevenths struck together, and parallel fifths and octaves (neither among the
+    # classifier's features): what a harmony teacher would mark first
     for side, music in ((real_scalars, real), (comp_scalars, composed)):
         clashes = stats.clash_shares(stats.struck_intervals(music, lowest=lowest))
         side.update({f"struck_{name}": share for name, share in clashes.items()})
+        perfects = stats.parallel_perfects(music, lowest=lowest)
+        side.update(parallel_5ths=perfects["fifths"], parallel_8ves=perfects["octaves"])
     print()
     print(histogram_table(real_hists, comp_hists, tv))
     print()

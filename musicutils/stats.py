@@ -74,6 +74,7 @@ __all__ = [
     "note_lengths",
     "notes_per_step",
     "onsets_per_step",
+    "parallel_perfects",
     "pitch_class_histogram",
     "plot_comparison",
     "predict_logistic",
@@ -367,6 +368,47 @@ def clash_shares(intervals) -> dict[str, float]:
     any octave), and "M2_m7", the whole-tone ones."""
     shares = np.asarray(intervals, np.float64)
     return {"m2_M7": float(shares[1] + shares[11]), "M2_m7": float(shares[2] + shares[10])}
+
+
+def parallel_perfects(music, voices: int = 4, *, lowest: int = DEFAULT_LOWEST) -> dict:
+    """Parallel fifths and octaves between the voices, per chord change: a dict of floats.
+
+    Between two consecutive steps that both sound exactly `voices` notes, the notes of each step
+    are read as voices from the bottom up (bass, tenor, alto, soprano for 4; a crossing of two
+    voices is not seen). A **chord change** is such a pair of steps in which at least one voice
+    moves to another pitch. Two voices move in **parallel fifths** when both move, in the same
+    direction, from one fifth to another (a compound fifth, 19 semitones, counts as a fifth), and
+    in **parallel octaves** likewise with octaves or unisons: the consecutive perfect intervals
+    that the rules of four-part writing forbid, and that Bach's chorales almost never contain.
+
+    Keys: "fifths" and "octaves", voice pairs in parallel motion per chord change (one chord
+    change can hold several), and "changes", the number of chord changes counted (0.0 rates
+    when there are none).
+    """
+    fifths = octaves = changes = 0
+    for m in _pieces(music, lowest):
+        play = np.asarray(m.state)[..., 0] > 0
+        full = play.sum(axis=1) == voices
+        pairs = np.flatnonzero(full[:-1] & full[1:])  # step t of each (t, t + 1) pair
+        if pairs.size == 0 or voices < 2:
+            continue
+        # np.nonzero walks row by row, so each row's note indices come out sorted: the voices
+        before = np.nonzero(play[pairs])[1].reshape(-1, voices)
+        after = np.nonzero(play[pairs + 1])[1].reshape(-1, voices)
+        move = after - before  # (pairs, voices) semitones
+        changed = (move != 0).any(axis=1)
+        changes += int(changed.sum())
+        low, high = np.triu_indices(voices, 1)
+        together = (move[:, low] != 0) & (np.sign(move[:, low]) == np.sign(move[:, high]))
+        interval_before = (before[:, high] - before[:, low]) % 12
+        interval_after = (after[:, high] - after[:, low]) % 12
+        fifths += int((together & (interval_before == 7) & (interval_after == 7)).sum())
+        octaves += int((together & (interval_before == 0) & (interval_after == 0)).sum())
+    return {
+        "fifths": fifths / changes if changes else 0.0,
+        "octaves": octaves / changes if changes else 0.0,
+        "changes": float(changes),
+    }
 
 
 def onsets_per_step(music, *, lowest: int = DEFAULT_LOWEST) -> np.ndarray:

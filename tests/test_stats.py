@@ -349,7 +349,35 @@ def test_bench_music_compares_two_folders(tmp_path, monkeypatch, capsys):
     struck = {row.split()[0]: row.split()[1:] for row in lines if row.startswith("  struck_")}
     assert set(struck) == {"struck_m2_M7", "struck_M2_m7"}
     assert all(0 < float(share) < 1 for shares in struck.values() for share in shares)
+    parallel = {row.split()[0]: row.split()[1:] for row in lines if row.startswith("  parallel_")}
+    assert set(parallel) == {"parallel_5ths", "parallel_8ves"}
+    assert all(0 <= float(rate) for rates in parallel.values() for rate in rates)
     assert figure.stat().st_size > 0
     with pytest.raises(SystemExit) as exit_info:
         bench.parse_args(["--temperature", "nan"])
     assert exit_info.value.code == 2
+
+
+def test_parallel_perfects_of_a_hand_example():
+    # Four voices from MIDI 48: C3 G3 E4 C5, all up a whole tone (D3 A3 F#4 D5): bass and tenor
+    # move in parallel fifths, bass and soprano in parallel (double) octaves. Then the chord is
+    # held (no change); then the bass goes down to C3 while the soprano goes up to C6 (octaves
+    # in contrary motion: not parallel); then the bass alone moves to E3 (oblique: not parallel)
+    state = np.zeros((6, 48, 2), np.uint8)
+    chords = [[0, 7, 16, 24], [2, 9, 18, 26], [2, 9, 18, 26], [0, 9, 18, 36], [4, 9, 18, 36]]
+    for step, notes in enumerate(chords):
+        state[step, notes] = 1
+    state[5, [4, 9, 18]] = 1  # three voices: its pair with step 4 is not counted
+    result = stats.parallel_perfects(state, lowest=48)
+    assert result == pytest.approx({"fifths": 1 / 3, "octaves": 1 / 3, "changes": 3.0})
+    # A fifth moving to a compound fifth in similar motion counts too: bass C3 -> D3 (+2),
+    # tenor G3 -> A4 (+14), so 7 semitones become 19
+    compound = np.zeros((2, 48, 2), np.uint8)
+    compound[0, [0, 7, 16, 24]] = 1
+    compound[1, [2, 21, 23, 28]] = 1
+    assert stats.parallel_perfects(compound, lowest=48)["fifths"] == 1.0
+    assert stats.parallel_perfects(np.zeros((4, 24, 2), np.uint8)) == {
+        "fifths": 0.0,
+        "octaves": 0.0,
+        "changes": 0.0,
+    }
