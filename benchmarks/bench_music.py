@@ -48,8 +48,8 @@ pretrained/README.md), default command, on the quiet machine; epoch 46:
     tv_onset_positions=0.042 tv_pitch_classes=0.108 tv_intervals=0.047 tv_top_motion=0.165
     tv_bottom_motion=0.135 tv_span=0.223
 
-and epoch 80, the bundled model since 2026-11-29, sampled plainly (`--voices 0`, the default
-before the voice rule existed):
+and epoch 80, the bundled model from then up to commit 619405b, sampled plainly (`--voices 0`,
+the default before the voice rule existed):
 
     classifier_accuracy=0.911 floor=0.518 four_voice_share=0.620 silent_share=0.000
     tv_notes_at_once=0.291 tv_note_lengths=0.167 tv_onsets_per_step=0.101
@@ -68,6 +68,24 @@ Sixteen pieces are few: with `--pieces 64` the figures move by a few points (epo
 voice rule: accuracy 0.797, four voices 92.6 %; plainly: 0.902 and 63.6 %; epoch 46: 0.962 and
 54.0 %), and so do they with `--seed 1` and `2` (0.783 and 0.849 with the rule, 0.890 and 0.881
 without; pretrained/README.md).
+
+The bundled model after commit 619405b: the same command with `--struck-below`, epoch 70
+(pretrained/README.md), default command:
+
+    classifier_accuracy=0.746 floor=0.518 four_voice_share=0.957 silent_share=0.003
+    tv_notes_at_once=0.058 tv_note_lengths=0.058 tv_onsets_per_step=0.040
+    tv_onset_positions=0.050 tv_pitch_classes=0.126 tv_intervals=0.022 tv_top_motion=0.145
+    tv_bottom_motion=0.063 tv_span=0.060
+
+and plainly (`--voices 0`):
+
+    classifier_accuracy=0.795 floor=0.518 four_voice_share=0.721 silent_share=0.014
+    tv_notes_at_once=0.187 tv_note_lengths=0.025 tv_onsets_per_step=0.040
+    tv_onset_positions=0.040 tv_pitch_classes=0.146 tv_intervals=0.029 tv_top_motion=0.123
+    tv_bottom_motion=0.076 tv_span=0.138
+
+(seeds 1 and 2: 0.731 and 0.772 with the rule, 0.811 and 0.830 without; `--pieces 64`: 0.790
+and 0.844).
 """
 
 from __future__ import annotations
