@@ -69,8 +69,8 @@ voice rule: accuracy 0.797, four voices 92.6 %; plainly: 0.902 and 63.6 %; epoch
 54.0 %), and so do they with `--seed 1` and `2` (0.783 and 0.849 with the rule, 0.890 and 0.881
 without; pretrained/README.md).
 
-The bundled model after commit 619405b: the same command with `--struck-below`, epoch 70
-(pretrained/README.md), default command:
+The bundled model since commit 24f07b0 (the previous model's `train` command plus
+`--struck-below`; epoch 70, pretrained/README.md), default command:
 
     classifier_accuracy=0.746 floor=0.518 four_voice_share=0.957 silent_share=0.003
     tv_notes_at_once=0.058 tv_note_lengths=0.058 tv_onsets_per_step=0.040
