@@ -326,6 +326,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="draws per step for the voice rule (default 2)",
     )
     p.add_argument(
+        "--allow-parallels",
+        dest="avoid_parallels",
+        action="store_false",
+        help="the voice rule keeps the first draw closest to --voices even where another, as "
+        "close, does not move in parallel fifths or octaves",
+    )
+    p.add_argument(
         "--primer",
         type=Path,
         default=None,

@@ -142,6 +142,96 @@ def test_closest_draw_takes_the_first_of_the_closest():
     np.testing.assert_array_equal(generate.closest_draw(unsigned, 4), [1])
 
 
+def test_closest_draw_breaks_ties_by_parallel_motion():
+    counts = np.array([[4, 4, 3], [4, 5, 4], [4, 4, 5]])  # (draws, pieces)
+    parallels = np.array([[True, True, False], [False, False, True], [True, False, False]])
+    # piece 0: draws 0-2 all 4 notes, draw 1 has no parallels; piece 1: draw 0 has them, draw 2
+    # (as close) not; piece 2: the count decides before the parallels do
+    np.testing.assert_array_equal(generate.closest_draw(counts, 4, parallels), [1, 2, 1])
+    np.testing.assert_array_equal(generate.closest_draw(counts, 4), [0, 0, 1])
+    every = np.ones_like(parallels)  # all have them: the first of the closest, as without
+    np.testing.assert_array_equal(generate.closest_draw(counts, 4, every), [0, 0, 1])
+
+
+def _step(*pitches, n=N_NOTES + 10) -> np.ndarray:
+    play = np.zeros(n, np.uint8)
+    play[list(pitches)] = 1
+    return play
+
+
+@pytest.mark.parametrize(
+    "before, after, expected",
+    [
+        ((0, 7, 12, 16), (2, 9, 14, 17), True),  # bass-tenor fifths, bass-alto octaves up
+        ((0, 7, 12, 16), (2, 5, 11, 16), False),  # tenor moves against the bass: contrary
+        ((0, 7, 12, 16), (0, 9, 12, 17), False),  # the bass holds: oblique motion
+        ((0, 7, 12, 16), (0, 7, 12, 16), False),  # nothing moves
+        ((0, 4, 10, 19), (2, 4, 11, 21), True),  # a compound fifth (19) to another
+        ((0, 4, 10, 19), (2, 4, 11, 20), False),  # fifth to a minor sixth
+        ((0, 7, 12, 16), (2, 9, 14), False),  # three voices after: not counted
+        ((0, 12, 16, 19), (1, 13, 17, 20), True),  # all up a semitone: the octave 0-12 too
+    ],
+)
+def test_parallel_motion_hand_examples(before, after, expected):
+    assert generate.parallel_motion(_step(*before), _step(*after), 4) == expected
+    graph = generate._parallel_motion(
+        tf.constant(_step(*before)[None], tf.float32),
+        tf.constant(_step(*after)[None, None], tf.float32),
+        tf.constant(4.0),
+    )
+    assert graph.numpy()[0, 0] == expected
+
+
+def test_parallel_motion_agrees_with_stats_and_with_its_graph_twin():
+    from musicutils import stats
+
+    rng = np.random.default_rng(3)
+    steps = np.zeros((400, N_NOTES + 10), np.uint8)
+    for t in range(len(steps)):  # 3, 4 or 5 notes, a random walk so that voices move by steps
+        steps[t, np.sort(rng.choice(N_NOTES + 10, rng.choice([3, 4, 4, 4, 5]), replace=False))] = 1
+    steps[1::2] = np.where(rng.random((200, 1)) < 0.5, np.roll(steps[::2], 2, axis=1), steps[1::2])
+    before, after = steps[:-1], steps[1:]
+    flags = generate.parallel_motion(before, after, 4)
+    expected = []
+    for b, a in zip(before, after, strict=True):
+        state = np.stack([np.stack([b, b], -1), np.stack([a, a], -1)])
+        found = stats.parallel_perfects(midi.Piece(state, lowest=21), 4)
+        expected.append(found["fifths"] + found["octaves"] > 0)
+    np.testing.assert_array_equal(flags, expected)
+    assert 20 < flags.sum() < len(flags) - 20  # both outcomes are tested
+    graph = generate._parallel_motion(
+        tf.constant(before, tf.float32), tf.constant(after[None], tf.float32), tf.constant(4.0)
+    )
+    np.testing.assert_array_equal(graph.numpy()[0], flags)
+
+
+def test_voice_rule_avoids_parallel_motion_between_equally_close_draws():
+    # untrained, about 7 of 14 notes sound: with 7 voices and 8 draws many tie on the count
+    net = tiny_model(5, voices=7)
+    kwargs = dict(batch_size=8, seed=3, adaptive=False, draws=8)
+    avoided = generate.generate(net, 40, **kwargs)
+    allowed = generate.generate(net, 40, avoid_parallels=False, **kwargs)
+    check_valid(avoided, (8, 40, N_NOTES, 2))
+
+    def share(states):
+        play = states[..., 0]
+        return generate.parallel_motion(play[:, :-1], play[:, 1:], 7).mean()
+
+    assert share(avoided) < 0.5 * share(allowed)
+    counts = avoided[..., 0].sum(-1).astype(int)  # the count still comes first
+    assert np.abs(counts - 7).mean() < 0.3
+
+
+@pytest.mark.slow
+def test_parallel_avoidance_composes_like_the_naive_loop():
+    net = tiny_model(6, chord_below=True, voices=7)
+    kwargs = dict(batch_size=3, seed=2, adaptive=False, draws=4)
+    reference = generate.generate_reference(net, 6, **kwargs)
+    assert not np.array_equal(reference, generate.generate(net, 6, avoid_parallels=False, **kwargs))
+    for mode in generate.XLA_MODES:
+        np.testing.assert_array_equal(generate.generate(net, 6, xla=mode, **kwargs), reference)
+
+
 def test_voice_rule_off_is_plain_sampling(model):
     kwargs = dict(batch_size=3, seed=6)
     plain = generate.generate(model, 8, **kwargs)  # model.voices is None: the rule is off
@@ -397,9 +487,16 @@ def test_cli_voice_rule_is_the_models_and_said(tmp_path, capsys):
     out = tmp_path / "x.mid"
     common = ["generate", "--checkpoint", str(run), "--steps", "6", "--seed", "4", "--out"]
     assert main([*common, str(out)]) == 0
-    assert "the closest to 3 voices of 2 draws per step" in capsys.readouterr().out
+    said = capsys.readouterr().out
+    assert "the closest to 3 voices of 2 draws per step, without parallel fifths" in said
     state = midi.read(out, lowest=55, highest=55 + N_NOTES).state
     np.testing.assert_array_equal(state, generate.generate(net, 6, seed=4)[0])
+    assert main([*common, str(out), "--voices", "7", "--draws", "8", "--allow-parallels"]) == 0
+    said = capsys.readouterr().out
+    assert "the closest to 7 voices of 8 draws per step (" in said
+    state = midi.read(out, lowest=55, highest=55 + N_NOTES).state
+    counted = generate.generate(net, 6, seed=4, voices=7, draws=8, avoid_parallels=False)
+    np.testing.assert_array_equal(state, counted[0])
     assert main([*common, str(out), "--voices", "0"]) == 0
     assert "voice rule" not in capsys.readouterr().out
     state = midi.read(out, lowest=55, highest=55 + N_NOTES).state
