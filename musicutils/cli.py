@@ -270,6 +270,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="of the matrix products (weights, LSTM cells and loss stay float32); auto: "
         "bfloat16 where the CPU (avx512_bf16, AMX) or GPU (compute capability 8+) has it",
     )
+    p.add_argument(
+        "--init-from",
+        type=Path,
+        default=None,
+        metavar="MODEL_DIR",
+        help="start a new run from this model's weights (e.g. pretrained, the bundled model: "
+        "fine-tune it on your music); give its sizes and inputs too, and a lower "
+        "--learning-rate (1e-4): the optimizer starts afresh",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(handler=_cmd_train)
 

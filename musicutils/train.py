@@ -112,6 +112,7 @@ class TrainSettings:
     precision: str = "float32"
     verbose: int = 1
     time_limit: float | None = None
+    init_from: str | None = None
 
 
 @dataclass
@@ -335,7 +336,7 @@ def read_log(run_dir: str | os.PathLike) -> list[dict]:
 _NOT_IN_RUN_KEY = ("verbose", "strategy", "time_limit")
 #: Settings added after runs were named: `run_folder` counts them only when they differ from
 #: their default, so the folders of earlier runs keep their names (and resume).
-_IN_RUN_KEY_WHEN_SET = ("struck_below",)
+_IN_RUN_KEY_WHEN_SET = ("struck_below", "init_from")
 
 
 def _canonical(value, default):
@@ -364,8 +365,8 @@ def run_folder(root: str | os.PathLike, settings: dict) -> Path:
     verbose, strategy and time_limit. The same settings always give the same folder, so
     `train(out=run_folder(root, s), **s)` resumes an interrupted run or finds it finished;
     any other value (a learning rate, a number of epochs...) gives another folder, a new run.
-    A setting added since runs were first named (`struck_below`) counts only when it is set, so
-    those runs keep their folders.
+    A setting added since runs were first named (`struck_below`, `init_from`) counts only when it
+    is set, so those runs keep their folders.
     `data` enters as given (a relative and an absolute path are different keys).
 
     Args:
@@ -897,6 +898,7 @@ def train(
     precision: str = "float32",
     verbose: int = 1,
     time_limit: float | None = None,
+    init_from: str | os.PathLike | None = None,
 ) -> TrainResult:
     """Train a biaxial model on a MIDI folder or benchmark pickle; resume the run if `out` has one.
 
@@ -940,6 +942,12 @@ def train(
         time_limit: wall-clock budget of this call in seconds, or None. Training stops after
             the last epoch that is expected to finish within it (judged by the previous
             epoch's duration); the run stays resumable.
+        init_from: a model folder (a run folder, or the bundled `pretrained`) whose weights a
+            new run starts from instead of random ones: fine-tuning, or going on training a
+            model whose run folder is gone (the optimizer starts afresh). Its architecture
+            must be the one these settings build, and its pitch range and grid the data's;
+            a DataError names the settings that would match. A resumed run continues from
+            its own backup.
 
     Returns:
         A `TrainResult` whose `model` holds the best weights (the ones saved in `out`).
@@ -976,7 +984,10 @@ def train(
         precision=_checked_precision(str(precision), resolve=False),
         verbose=int(verbose),
         time_limit=None if time_limit is None else checked("time_limit", time_limit),
+        init_from=None if init_from is None else str(Path(init_from).resolve()),
     )
+    if settings.init_from and not (Path(settings.init_from) / model_lib.CONFIG_FILE).is_file():
+        raise CheckpointError(f"init_from {init_from}: no saved model there (no config.json)")
     run_dir.mkdir(parents=True, exist_ok=True)
     with run_lock(run_dir):  # one writer per run folder: a second one is refused at once
         return _train_holding_lock(run_dir, settings, started)
@@ -999,6 +1010,9 @@ def _train_holding_lock(run_dir: Path, settings: TrainSettings, started: float) 
         print(f"training: {sampler.describe()}")
         print(f"validation: {len(valid)} whole pieces, {sum(p.n_steps for p in valid)} steps")
 
+    initial = None  # the model a new run starts from (init_from), checked before train.json
+    if settings.init_from and not (run_dir / "train.json").exists():
+        initial = _initial_model(settings, sampler, pieces["train"][0].steps_per_beat)
     _check_settings(run_dir, settings)
     state = _read_state(run_dir)
     resumed_from = state["epoch"] if state else 0
@@ -1075,6 +1089,8 @@ def _train_holding_lock(run_dir: Path, settings: TrainSettings, started: float) 
         if state["weights"]:
             model.optimizer.build(model.trainable_variables)
             model.load_weights(run_dir / "backup" / state["weights"])
+        elif initial is not None:
+            model.set_weights(initial.get_weights())
         else:  # a new run starts predicting the training data's base rates, not 1/2
             model.output_layer.bias.assign(model_lib.base_rate_logits(sampler.states))
     if settings.strategy == "multiworker":
@@ -1131,6 +1147,43 @@ def _train_holding_lock(run_dir: Path, settings: TrainSettings, started: float) 
     return finished(state.get("stopped_early", False))
 
 
+def _initial_model(settings: TrainSettings, sampler, steps_per_beat: int) -> model_lib.BiaxialModel:
+    """The model of `settings.init_from`, checked against the new run: the architecture of
+    `settings`, the pitch range of the training data (`sampler`) and its grid, or a DataError
+    that says which settings would match."""
+    source = model_lib.load_model(settings.init_from)
+    name = Path(settings.init_from).name
+    wanted = {
+        "time_sizes": (tuple(source.time_sizes), tuple(settings.time_sizes)),
+        "note_sizes": (tuple(source.note_sizes), tuple(settings.note_sizes)),
+        "chord_below": (bool(source.chord_below), bool(settings.chord_below)),
+        "struck_below": (bool(source.struck_below), bool(settings.struck_below)),
+    }
+    if any(have != want for have, want in wanted.values()):
+        flags = [
+            f"--time-sizes {','.join(map(str, source.time_sizes))}",
+            f"--note-sizes {','.join(map(str, source.note_sizes))}",
+        ]
+        flags += ["--chord-below"] * bool(source.chord_below)
+        flags += ["--struck-below"] * bool(source.struck_below)
+        raise DataError(
+            f"init_from {name}: its model is another architecture than these settings build; "
+            f"train with its own: {' '.join(flags)}"
+        )
+    if (source.n_notes, source.lowest) != (sampler.n_notes, sampler.lowest):
+        raise DataError(
+            f"init_from {name}: it plays MIDI notes {source.lowest}-"
+            f"{source.lowest + source.n_notes - 1}, but this data spans "
+            f"{sampler.lowest}-{sampler.lowest + sampler.n_notes - 1}"
+        )
+    if source.steps_per_beat != steps_per_beat:
+        raise DataError(
+            f"init_from {name}: it was trained on {source.steps_per_beat} steps per beat, this "
+            f"data has {steps_per_beat}"
+        )
+    return source
+
+
 def train_from_args(args) -> TrainResult:
     """The `python -m musicutils train` command."""
     result = train(
@@ -1154,6 +1207,7 @@ def train_from_args(args) -> TrainResult:
         strategy=args.strategy,
         precision=args.precision,
         verbose=0 if args.quiet else 1,
+        init_from=args.init_from,
     )
     if result.best_val_nll is not None:
         print(

@@ -339,6 +339,50 @@ def test_new_run_starts_at_the_base_rates(tmp_path):
     np.testing.assert_allclose(result.model.output_layer.bias.numpy(), expected, rtol=1e-6)
 
 
+def test_init_from_starts_a_new_run_from_a_models_weights(trained, tmp_path, capsys):
+    """A new run from the 4-epoch run's model, with learning rate 0, keeps exactly its weights
+    (not the base-rate start of a fresh run); train.json records where it started from; the
+    run's folder name changes with it; a mismatched architecture or a missing folder is refused
+    with the settings that would match, before any training."""
+    source = trained.run_dir
+    frozen = {**TINY, "learning_rate": 0.0}
+    result = train.train(CHORALES, tmp_path / "tuned", epochs=1, init_from=source, **frozen)
+    for mine, theirs in zip(result.model.get_weights(), trained.model.get_weights(), strict=True):
+        np.testing.assert_array_equal(mine, theirs)
+    stored = json.loads((tmp_path / "tuned" / "train.json").read_text())
+    assert stored["init_from"] == str(source.resolve())
+    plain = {"data": str(CHORALES), "epochs": 1}
+    assert train.run_folder(tmp_path, plain) != train.run_folder(
+        tmp_path, {**plain, "init_from": str(source)}
+    )
+
+    with pytest.raises(DataError, match=r"--time-sizes 16 --note-sizes 8$"):
+        train.train(
+            CHORALES, tmp_path / "other", init_from=source, **{**frozen, "note_sizes": (6,)}
+        )
+    assert not (tmp_path / "other" / "train.json").exists()  # so the right flags can use it
+    with pytest.raises(CheckpointError, match="no saved model there"):
+        train.train(CHORALES, tmp_path / "none", init_from=tmp_path / "missing", **frozen)
+    assert not (tmp_path / "none").exists()
+    code = cli.main(
+        [
+            "train",
+            "--data",
+            str(CHORALES),
+            "--out",
+            str(tmp_path / "cli"),
+            *TINY_ARGS,
+            "--note-sizes",
+            "6",
+            "--init-from",
+            str(source),
+            "--quiet",
+        ]
+    )
+    assert code == 2
+    assert "--time-sizes 16 --note-sizes 8" in capsys.readouterr().err
+
+
 @pytest.mark.slow
 def test_early_stopping_keeps_best(tmp_path):
     # A learning rate of 0 never improves after epoch 1: patience 1 stops after epoch 2.
