@@ -393,7 +393,7 @@ class _Sampler:
             # Distance to `voices`, + 0.5 for parallel fifths or octaves, ties broken towards
             # the earlier draw (as `closest_draw`): both additions stay below 1.
             distance = tf.abs(counts - voices)
-            parallel = tf.cond(  # only looked for where there is a choice to make
+            parallel = tf.cond(  # skipped with one draw (the rule off) or when allowed
                 tf.logical_and(avoid_parallels, draws > 1),
                 lambda: _parallel_motion(prev[..., 0], candidates[..., 0], voices),
                 lambda: tf.zeros(tf.shape(counts), tf.bool),
