@@ -275,9 +275,9 @@ def build_parser() -> argparse.ArgumentParser:
         type=Path,
         default=None,
         metavar="MODEL_DIR",
-        help="start a new run from this model's weights (e.g. pretrained, the bundled model: "
-        "fine-tune it on your music); give its sizes and inputs too, and a lower "
-        "--learning-rate (1e-4): the optimizer starts afresh",
+        help="start a new run from this model's weights (a run folder, or pretrained: the "
+        "bundled model, to fine-tune it on your music); give its sizes and inputs too, and a "
+        "lower --learning-rate (1e-4): the optimizer starts afresh",
     )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(handler=_cmd_train)

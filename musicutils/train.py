@@ -337,6 +337,8 @@ _NOT_IN_RUN_KEY = ("verbose", "strategy", "time_limit")
 #: Settings added after runs were named: `run_folder` counts them only when they differ from
 #: their default, so the folders of earlier runs keep their names (and resume).
 _IN_RUN_KEY_WHEN_SET = ("struck_below", "init_from")
+#: Settings that hold a path or None (train.json stores the absolute path).
+_OPTIONAL_PATHS = ("init_from",)
 
 
 def _canonical(value, default):
@@ -366,7 +368,8 @@ def run_folder(root: str | os.PathLike, settings: dict) -> Path:
     `train(out=run_folder(root, s), **s)` resumes an interrupted run or finds it finished;
     any other value (a learning rate, a number of epochs...) gives another folder, a new run.
     A setting added since runs were first named (`struck_below`, `init_from`) counts only when it
-    is set, so those runs keep their folders.
+    is set, so those runs keep their folders. `init_from` enters as given too, as a path: the
+    folder, not the weights in it.
     `data` enters as given (a relative and an absolute path are different keys).
 
     Args:
@@ -802,7 +805,9 @@ def _settings_problem(stored) -> str | None:
         if key not in defaults:
             return f"unknown setting {key!r}"
         default = defaults[key]
-        if isinstance(default, bool) or isinstance(default, str):
+        if key in _OPTIONAL_PATHS:
+            valid = value is None or isinstance(value, str)
+        elif isinstance(default, bool) or isinstance(default, str):
             valid = isinstance(value, type(default))
         elif isinstance(default, int):
             valid = isinstance(value, int) and not isinstance(value, bool)
@@ -984,10 +989,11 @@ def train(
         precision=_checked_precision(str(precision), resolve=False),
         verbose=int(verbose),
         time_limit=None if time_limit is None else checked("time_limit", time_limit),
-        init_from=None if init_from is None else str(Path(init_from).resolve()),
+        init_from=None if init_from is None else str(_model_folder(init_from).resolve()),
     )
-    if settings.init_from and not (Path(settings.init_from) / model_lib.CONFIG_FILE).is_file():
-        raise CheckpointError(f"init_from {init_from}: no saved model there (no config.json)")
+    if _starts_from(settings, run_dir) and _writes_run_folder(settings):
+        if not (Path(settings.init_from) / model_lib.CONFIG_FILE).is_file():
+            raise CheckpointError(f"init_from {init_from}: no saved model there (no config.json)")
     run_dir.mkdir(parents=True, exist_ok=True)
     with run_lock(run_dir):  # one writer per run folder: a second one is refused at once
         return _train_holding_lock(run_dir, settings, started)
@@ -1011,7 +1017,7 @@ def _train_holding_lock(run_dir: Path, settings: TrainSettings, started: float) 
         print(f"validation: {len(valid)} whole pieces, {sum(p.n_steps for p in valid)} steps")
 
     initial = None  # the model a new run starts from (init_from), checked before train.json
-    if settings.init_from and not (run_dir / "train.json").exists():
+    if _starts_from(settings, run_dir) and _writes_run_folder(settings):
         initial = _initial_model(settings, sampler, pieces["train"][0].steps_per_beat)
     _check_settings(run_dir, settings)
     state = _read_state(run_dir)
@@ -1147,6 +1153,24 @@ def _train_holding_lock(run_dir: Path, settings: TrainSettings, started: float) 
     return finished(state.get("stopped_early", False))
 
 
+def _model_folder(init_from) -> Path:
+    """The folder `init_from` names: a path, or the bundled model when it says "pretrained"
+    and no such folder is here (after `pip install`, from any directory)."""
+    path = Path(init_from)
+    if str(init_from) == "pretrained" and not path.exists():
+        from ._resources import PRETRAINED_PACKAGE, package_folder
+
+        return package_folder(PRETRAINED_PACKAGE)
+    return path
+
+
+def _starts_from(settings: TrainSettings, run_dir: Path) -> bool:
+    """Whether this call starts the run from `init_from`'s weights: it has one and no epoch
+    is committed yet (an existing run, even one stopped during its first epoch before any was
+    saved, otherwise continues from its own backup and no longer needs the folder)."""
+    return bool(settings.init_from) and not (run_dir / "backup" / "state.json").exists()
+
+
 def _initial_model(settings: TrainSettings, sampler, steps_per_beat: int) -> model_lib.BiaxialModel:
     """The model of `settings.init_from`, checked against the new run: the architecture of
     `settings`, the pitch range of the training data (`sampler`) and its grid, or a DataError
@@ -1168,7 +1192,7 @@ def _initial_model(settings: TrainSettings, sampler, steps_per_beat: int) -> mod
         flags += ["--struck-below"] * bool(source.struck_below)
         raise DataError(
             f"init_from {name}: its model is another architecture than these settings build; "
-            f"train with its own: {' '.join(flags)}"
+            f"train with exactly its own: {' '.join(flags)}"
         )
     if (source.n_notes, source.lowest) != (sampler.n_notes, sampler.lowest):
         raise DataError(

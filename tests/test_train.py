@@ -339,7 +339,7 @@ def test_new_run_starts_at_the_base_rates(tmp_path):
     np.testing.assert_allclose(result.model.output_layer.bias.numpy(), expected, rtol=1e-6)
 
 
-def test_init_from_starts_a_new_run_from_a_models_weights(trained, tmp_path, capsys):
+def test_init_from_starts_a_new_run_from_a_models_weights(trained, tmp_path, capsys, monkeypatch):
     """A new run from the 4-epoch run's model, with learning rate 0, keeps exactly its weights
     (not the base-rate start of a fresh run); train.json records where it started from; the
     run's folder name changes with it; a mismatched architecture or a missing folder is refused
@@ -351,6 +351,17 @@ def test_init_from_starts_a_new_run_from_a_models_weights(trained, tmp_path, cap
         np.testing.assert_array_equal(mine, theirs)
     stored = json.loads((tmp_path / "tuned" / "train.json").read_text())
     assert stored["init_from"] == str(source.resolve())
+    # the run opens again: resumed (one more epoch) and evaluated, its train.json read back
+    resumed = train.train(CHORALES, tmp_path / "tuned", epochs=2, init_from=source, **frozen)
+    assert resumed.resumed_from == 1 and resumed.epochs_completed == 2
+    assert train.evaluate_checkpoint(tmp_path / "tuned", CHORALES)["play_nll"] > 0
+    # stopped in its first epoch (train.json written, no epoch committed): it starts from the
+    # source again, not from random weights
+    shutil.rmtree(tmp_path / "tuned" / "backup")
+    again = train.train(CHORALES, tmp_path / "tuned", epochs=1, init_from=source, **frozen)
+    assert again.resumed_from == 0
+    for mine, theirs in zip(again.model.get_weights(), trained.model.get_weights(), strict=True):
+        np.testing.assert_array_equal(mine, theirs)
     plain = {"data": str(CHORALES), "epochs": 1}
     assert train.run_folder(tmp_path, plain) != train.run_folder(
         tmp_path, {**plain, "init_from": str(source)}
@@ -363,6 +374,10 @@ def test_init_from_starts_a_new_run_from_a_models_weights(trained, tmp_path, cap
     assert not (tmp_path / "other" / "train.json").exists()  # so the right flags can use it
     with pytest.raises(CheckpointError, match="no saved model there"):
         train.train(CHORALES, tmp_path / "none", init_from=tmp_path / "missing", **frozen)
+    # "pretrained" names the bundled model where no such folder is (here: its architecture)
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(DataError, match="--time-sizes 150,150 --note-sizes 80,40 --chord-below"):
+        train.train(CHORALES, tmp_path / "bundled", init_from="pretrained", **frozen)
     assert not (tmp_path / "none").exists()
     code = cli.main(
         [
