@@ -183,6 +183,11 @@ def closest_draw(
     return np.argmin(distance, axis=0)
 
 
+#: The most voices `parallel_motion` reads (a static size, so that the in-graph check stays a
+#: small kernel: 16 x 16 voice pairs instead of N x N).
+MAX_PARALLEL_VOICES = 16
+
+
 def parallel_motion(before: np.ndarray, after: np.ndarray, voices: int) -> np.ndarray:
     """Whether two steps move in parallel fifths or octaves: play bits (..., N) -> bool (...).
 
@@ -190,11 +195,12 @@ def parallel_motion(before: np.ndarray, after: np.ndarray, voices: int) -> np.nd
     two voices both move in the same direction from a fifth to a fifth (compound ones too) or
     from an octave (or unison) to an octave: the motion `stats.parallel_perfects` counts. The
     arrays broadcast against each other, e.g. the step before (B, N) against D draws (D, B, N).
+    Textures of more than `MAX_PARALLEL_VOICES` voices are never flagged.
     """
     before, after = np.broadcast_arrays(np.asarray(before) > 0, np.asarray(after) > 0)
     out = np.zeros(before.shape[:-1], bool)
     full = (before.sum(-1) == voices) & (after.sum(-1) == voices)
-    if voices < 2 or not full.any():
+    if voices < 2 or voices > MAX_PARALLEL_VOICES or not full.any():
         return out
     # np.nonzero walks row by row, so each row's note indices come out sorted: the voices
     low_voice = np.nonzero(before[full])[1].reshape(-1, voices)
@@ -219,13 +225,14 @@ def _parallel_motion(before, after, voices):
     n_notes = tf.shape(after)[-1]
     pitch = tf.cast(tf.range(n_notes), tf.float32)
 
-    def voice_pitches(play):  # (..., N) -> (..., N): pitch of voice k (k < count; else 0)
-        voice = tf.cast(tf.cumsum(play, axis=-1), tf.int32) - 1
-        return tf.einsum("...nk,n->...k", tf.one_hot(voice, n_notes) * play[..., None], pitch)
+    def voice_pitches(play):  # (..., N) -> (..., V): pitch of voice k (k < count; else 0)
+        voice = tf.cast(tf.cumsum(play, axis=-1), tf.int32) - 1  # -1 and >= V: no one-hot
+        onehot = tf.one_hot(voice, MAX_PARALLEL_VOICES) * play[..., None]
+        return tf.einsum("...nk,n->...k", onehot, pitch)
 
-    was_at, now_at = voice_pitches(before)[None], voice_pitches(after)  # (1|D, B, N)
+    was_at, now_at = voice_pitches(before)[None], voice_pitches(after)  # (1|D, B, V)
     move = now_at - was_at
-    k = tf.range(n_notes)
+    k = tf.range(MAX_PARALLEL_VOICES)
     pair = (k[:, None] < k[None, :]) & (tf.cast(k, tf.float32)[None, :] < voices)  # (low, high)
     together = (move[..., :, None] != 0) & (
         tf.sign(move[..., :, None]) == tf.sign(move[..., None, :])
@@ -235,7 +242,7 @@ def _parallel_motion(before, after, voices):
     perfect = ((was == 7) & (now == 7)) | ((was == 0) & (now == 0))
     moving = tf.reduce_any(together & perfect & pair, axis=[-2, -1])
     full = (tf.reduce_sum(before, -1) == voices)[None] & (tf.reduce_sum(after, -1) == voices)
-    return moving & full
+    return moving & full & (voices <= MAX_PARALLEL_VOICES)
 
 
 def _choose(logits, u_play, u_artic, inv_temperature, exponent, was_playing):

@@ -182,6 +182,30 @@ def test_parallel_motion_hand_examples(before, after, expected):
     assert graph.numpy()[0, 0] == expected
 
 
+def test_parallel_motion_reads_at_most_sixteen_voices():
+    wide = np.zeros((2, 40), np.uint8)
+    wide[0, :17] = 1  # 17 voices all moving up a semitone: octaves 0-12 to 1-13 among them,
+    wide[1, 1:18] = 1  # but a texture of more than 16 voices is not read
+    assert not generate.parallel_motion(wide[0], wide[1], 17)
+    sixteen = np.zeros((2, 40), np.uint8)
+    sixteen[0, list(range(0, 14)) + [19, 26]] = 1  # 16 voices with a fifth (19-26) and octaves
+    sixteen[1] = np.roll(sixteen[0], 1)
+    assert generate.MAX_PARALLEL_VOICES == 16
+    assert generate.parallel_motion(sixteen[0], sixteen[1], 16)
+    graph = generate._parallel_motion(
+        tf.constant(sixteen[:1], tf.float32),
+        tf.constant(sixteen[None, 1:], tf.float32),
+        tf.constant(16.0),
+    )
+    assert graph.numpy()[0, 0]
+    wide_graph = generate._parallel_motion(
+        tf.constant(wide[:1], tf.float32),
+        tf.constant(wide[None, 1:], tf.float32),
+        tf.constant(17.0),
+    )
+    assert not wide_graph.numpy()[0, 0]  # 17 voices: never flagged, as in numpy
+
+
 def test_parallel_motion_agrees_with_stats_and_with_its_graph_twin():
     from musicutils import stats
 
