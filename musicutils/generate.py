@@ -51,7 +51,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import midi
+from . import midi, stats
 from ._checks import checked
 from ._resources import PRETRAINED_PACKAGE, package_folder
 from ._tf import tf
@@ -193,26 +193,15 @@ def parallel_motion(before: np.ndarray, after: np.ndarray, voices: int) -> np.nd
 
     True where both steps sound exactly `voices` notes, read as voices from the bottom up, and
     two voices both move in the same direction from a fifth to a fifth (compound ones too) or
-    from an octave (or unison) to an octave: the motion `stats.parallel_perfects` counts. The
-    arrays broadcast against each other, e.g. the step before (B, N) against D draws (D, B, N).
+    from an octave (or unison) to an octave (`stats.parallel_motion_pairs`, which
+    `stats.parallel_perfects` counts over pieces). The arrays broadcast against each other,
+    e.g. the step before (B, N) against D draws (D, B, N).
     Textures of more than `MAX_PARALLEL_VOICES` voices are never flagged.
     """
-    before, after = np.broadcast_arrays(np.asarray(before) > 0, np.asarray(after) > 0)
-    out = np.zeros(before.shape[:-1], bool)
-    full = (before.sum(-1) == voices) & (after.sum(-1) == voices)
-    if voices < 2 or voices > MAX_PARALLEL_VOICES or not full.any():
-        return out
-    # np.nonzero walks row by row, so each row's note indices come out sorted: the voices
-    low_voice = np.nonzero(before[full])[1].reshape(-1, voices)
-    high_voice = np.nonzero(after[full])[1].reshape(-1, voices)
-    move = high_voice - low_voice
-    low, high = np.triu_indices(voices, 1)
-    together = (move[:, low] != 0) & (np.sign(move[:, low]) == np.sign(move[:, high]))
-    was = (low_voice[:, high] - low_voice[:, low]) % 12
-    now = (high_voice[:, high] - high_voice[:, low]) % 12
-    perfect = ((was == 7) & (now == 7)) | ((was == 0) & (now == 0))
-    out[full] = (together & perfect).any(axis=1)
-    return out
+    if voices > MAX_PARALLEL_VOICES:
+        return np.zeros(np.broadcast_shapes(np.shape(before), np.shape(after))[:-1], bool)
+    fifths, octaves = stats.parallel_motion_pairs(before, after, voices)
+    return (fifths + octaves) > 0
 
 
 @tf.function(jit_compile=True, reduce_retracing=True)

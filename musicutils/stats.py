@@ -74,6 +74,7 @@ __all__ = [
     "note_lengths",
     "notes_per_step",
     "onsets_per_step",
+    "parallel_motion_pairs",
     "parallel_perfects",
     "pitch_class_histogram",
     "plot_comparison",
@@ -370,16 +371,44 @@ def clash_shares(intervals) -> dict[str, float]:
     return {"m2_M7": float(shares[1] + shares[11]), "M2_m7": float(shares[2] + shares[10])}
 
 
+def parallel_motion_pairs(before, after, voices: int) -> tuple[np.ndarray, np.ndarray]:
+    """Parallel fifths and octaves from one step to the next: play bits (..., N) of the two steps
+    (they broadcast against each other) -> (fifths, octaves), int64 (...), voice pairs moving so.
+
+    Only steps that both sound exactly `voices` notes are read (elsewhere: 0), as voices from the
+    bottom up (bass, tenor, alto, soprano for 4; a crossing of two voices is not seen). Two
+    voices move in **parallel fifths** when both move, in the same direction, from one fifth to
+    another (a compound fifth, 19 semitones, counts as a fifth), and in **parallel octaves**
+    likewise with octaves or unisons: the consecutive perfect intervals that the rules of
+    four-part writing forbid. `parallel_perfects` counts them over pieces; the sampler's voice
+    rule avoids them (`generate.parallel_motion`).
+    """
+    before, after = np.broadcast_arrays(np.asarray(before) > 0, np.asarray(after) > 0)
+    fifths = np.zeros(before.shape[:-1], np.int64)
+    octaves = np.zeros(before.shape[:-1], np.int64)
+    full = (before.sum(-1) == voices) & (after.sum(-1) == voices)
+    if voices < 2 or not full.any():
+        return fifths, octaves
+    # np.nonzero walks row by row, so each row's note indices come out sorted: the voices
+    was_at = np.nonzero(before[full])[1].reshape(-1, voices)
+    now_at = np.nonzero(after[full])[1].reshape(-1, voices)
+    move = now_at - was_at  # (pairs, voices) semitones
+    low, high = np.triu_indices(voices, 1)
+    together = (move[:, low] != 0) & (np.sign(move[:, low]) == np.sign(move[:, high]))
+    was = (was_at[:, high] - was_at[:, low]) % 12
+    now = (now_at[:, high] - now_at[:, low]) % 12
+    fifths[full] = (together & (was == 7) & (now == 7)).sum(axis=1)
+    octaves[full] = (together & (was == 0) & (now == 0)).sum(axis=1)
+    return fifths, octaves
+
+
 def parallel_perfects(music, voices: int = 4, *, lowest: int = DEFAULT_LOWEST) -> dict:
     """Parallel fifths and octaves between the voices, per chord change: a dict of floats.
 
-    Between two consecutive steps that both sound exactly `voices` notes, the notes of each step
-    are read as voices from the bottom up (bass, tenor, alto, soprano for 4; a crossing of two
-    voices is not seen). A **chord change** is such a pair of steps in which at least one voice
-    moves to another pitch. Two voices move in **parallel fifths** when both move, in the same
-    direction, from one fifth to another (a compound fifth, 19 semitones, counts as a fifth), and
-    in **parallel octaves** likewise with octaves or unisons: the consecutive perfect intervals
-    that the rules of four-part writing forbid, and that Bach's chorales almost never contain.
+    Between two consecutive steps that both sound exactly `voices` notes (`parallel_motion_pairs`
+    says which voice pairs move in parallel fifths or octaves). A **chord change** is such a pair
+    of steps in which at least one voice moves to another pitch. Parallel fifths and octaves
+    are what the rules of four-part writing forbid, and what Bach's chorales almost never contain.
 
     Keys: "fifths" and "octaves", voice pairs in parallel motion per chord change (one chord
     change can hold several), and "changes", the number of chord changes counted (0.0 rates
@@ -388,22 +417,12 @@ def parallel_perfects(music, voices: int = 4, *, lowest: int = DEFAULT_LOWEST) -
     fifths = octaves = changes = 0
     for m in _pieces(music, lowest):
         play = np.asarray(m.state)[..., 0] > 0
-        full = play.sum(axis=1) == voices
-        pairs = np.flatnonzero(full[:-1] & full[1:])  # step t of each (t, t + 1) pair
-        if pairs.size == 0 or voices < 2:
-            continue
-        # np.nonzero walks row by row, so each row's note indices come out sorted: the voices
-        before = np.nonzero(play[pairs])[1].reshape(-1, voices)
-        after = np.nonzero(play[pairs + 1])[1].reshape(-1, voices)
-        move = after - before  # (pairs, voices) semitones
-        changed = (move != 0).any(axis=1)
-        changes += int(changed.sum())
-        low, high = np.triu_indices(voices, 1)
-        together = (move[:, low] != 0) & (np.sign(move[:, low]) == np.sign(move[:, high]))
-        interval_before = (before[:, high] - before[:, low]) % 12
-        interval_after = (after[:, high] - after[:, low]) % 12
-        fifths += int((together & (interval_before == 7) & (interval_after == 7)).sum())
-        octaves += int((together & (interval_before == 0) & (interval_after == 0)).sum())
+        before, after = play[:-1], play[1:]
+        full = (before.sum(-1) == voices) & (after.sum(-1) == voices)
+        # with the same number of notes, a voice moves exactly when the notes differ
+        changes += int((full & (before != after).any(axis=-1)).sum())
+        f, o = parallel_motion_pairs(before, after, voices)
+        fifths, octaves = fifths + int(f.sum()), octaves + int(o.sum())
     return {
         "fifths": fifths / changes if changes else 0.0,
         "octaves": octaves / changes if changes else 0.0,

@@ -61,6 +61,7 @@ from . import model as model_lib
 from ._checks import checked
 from ._io import atomic_open, atomic_path
 from ._lock import run_lock
+from ._resources import PRETRAINED_PACKAGE, package_folder
 from ._tf import keras, tf
 from .errors import CheckpointError, DataError
 from .midi import Piece
@@ -1158,8 +1159,6 @@ def _model_folder(init_from) -> Path:
     and no such folder is here (after `pip install`, from any directory)."""
     path = Path(init_from)
     if str(init_from) == "pretrained" and not path.exists():
-        from ._resources import PRETRAINED_PACKAGE, package_folder
-
         return package_folder(PRETRAINED_PACKAGE)
     return path
 
