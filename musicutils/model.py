@@ -19,8 +19,8 @@ state[t-1] ─ features ─▶ LSTM ─▶ LSTM ─▶ time_out[t, n] ─┐
   Sampling (musicutils.generate) uses the single-step methods and feeds its own choices.
 - Optional, not in Johnson's model: `chord_below=True` also hands the note axis the chord chosen
   so far at the step (the 12 notes just below, and how many notes below lie at each interval
-  class; `chord_below_inputs`). On the JSB Chorales benchmark it took the test NLL from 6.12 to
-  4.98 nats per step, with the same sizes and in less training time (README, Figures).
+  class; `chord_below_inputs`). On the JSB Chorales benchmark it takes the test NLL from 5.11 to
+  4.79 nats per step, with the same sizes and seed and in fewer epochs (README, Figures).
   `struck_below=True` adds the same numbers for the notes struck anew at the step (play and
   articulate): the chord alone cannot tell a note struck with n from one held into the step,
   and a dissonance is treated differently in the two cases (a suspension is held, not struck).
