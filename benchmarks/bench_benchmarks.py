@@ -40,8 +40,9 @@ an unfinished run (the minutes limit counts again from the new start).
 `--keep-epochs` keeps every epoch's weights (hard links to the backup the run writes after each
 epoch, `<run>/epochs/`), and `--average-epochs A-B` then scores the average of the kept
 weights of epochs A..B and prints (and records) a second line with `averaged_epochs=A-B`: the
-README's weight-averaging figure of the earlier JSB run (epochs 78-88) is what
-`--keep-epochs --average-epochs 78-88` gives. Since each seed's run stops at its own epoch,
+README's weight-averaging figure of the earlier JSB run (epochs 78-88, with the script of that
+time) is what `--keep-epochs --average-epochs 78-88` computes. Since each seed's run stops at
+its own epoch (today's runs end before epoch 78),
 `--average-around N` averages the epochs best-N..best+N of each run instead (as many of them as
 the run has). Neither changes the training, so adding them to a finished run's command
 averages without training again.
@@ -54,7 +55,8 @@ Piano-midi.de 16 x 128 with 50, chosen by measurement. What one training batch c
 Piano-midi.de segments; all shapes timed round-robin in one process, 5 rounds, median, so that
 a change of load hits every shape alike; 2-core machine with nothing else running, load ~1.7;
 its float32 matmuls reached 99 GFLOP/s that day, against 216 GFLOP/s in the README's
-training-step figure; the README's JSB run took 16.8 s per epoch where these costs give ~49 s):
+training-step figure; the README's earlier 4.98 JSB run took 16.8 s per epoch where these costs
+give ~49 s):
 
     batch (segments x steps)   s/batch   ms per segment-step   per step vs 16 x 128
     16 x 32                     1.42      2.78                  0.91
@@ -82,8 +84,9 @@ steps cost as much as 38 batches of 16 x 128, Piano-midi.de's 8,540 about 4 and 
 45,513 about 21. With 100 batches per epoch MuseData spends about 27 % of its time validating
 (60 % with 25 batches); Piano-midi.de with 50 about 7 %; Nottingham 29 % with 50 (45 % with
 its default 25). Per epoch, on the slower machine above: MuseData ~850 s, Piano-midi.de
-~335 s, Nottingham with 50 batches ~440 s, JSB ~49 s (the README's JSB run took 16.8 s per
-epoch on the faster one). Since the training data became every piece
+~335 s, Nottingham with 50 batches ~440 s, JSB ~49 s (the README's earlier 4.98 JSB run took
+16.8 s per epoch on a faster day; on 2026-11-30 a JSB epoch took about 9 s and a Nottingham
+epoch with 50 batches 59-69 s). Since the training data became every piece
 (`datasets.SegmentSampler` pads the 163 MuseData and 2 Piano-midi.de training pieces shorter
 than 128 steps with masked silence), no piece is left out at these lengths.
 
