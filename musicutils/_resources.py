@@ -40,3 +40,13 @@ def package_folder(package: str) -> Path:
             "package with pip so its data files are on disk"
         )
     return folder
+
+
+def model_folder(folder) -> Path:
+    """The folder a model argument names: the path itself, or the bundled model when it says
+    "pretrained" and no such folder is here (so `load_model("pretrained")` and
+    `train --init-from pretrained` work after `pip install`, from any directory)."""
+    path = Path(folder)
+    if str(folder) == "pretrained" and not path.exists():
+        return package_folder(PRETRAINED_PACKAGE)
+    return path

@@ -65,6 +65,7 @@ import numpy as np
 
 from ._checks import checked
 from ._io import atomic_open, atomic_path
+from ._resources import model_folder
 from ._tf import keras, tf
 from .errors import CheckpointError
 from .features import N_FEATURES, note_features
@@ -1031,8 +1032,9 @@ def _check_config(config: dict, path: Path) -> None:
 
 
 def load_model(folder) -> BiaxialModel:
-    """Rebuild a model saved by `save_model`; raises CheckpointError saying what is wrong."""
-    folder = Path(folder)
+    """Rebuild a model saved by `save_model` ("pretrained": the bundled model, wherever the
+    package is); raises CheckpointError saying what is wrong."""
+    folder = model_folder(folder)
     config_path, weights_path = folder / CONFIG_FILE, folder / WEIGHTS_FILE
     if not folder.is_dir():
         raise CheckpointError(f"{folder}: no such model folder")

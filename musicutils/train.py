@@ -61,7 +61,7 @@ from . import model as model_lib
 from ._checks import checked
 from ._io import atomic_open, atomic_path
 from ._lock import run_lock
-from ._resources import PRETRAINED_PACKAGE, package_folder
+from ._resources import model_folder
 from ._tf import keras, tf
 from .errors import CheckpointError, DataError
 from .midi import Piece
@@ -990,9 +990,9 @@ def train(
         precision=_checked_precision(str(precision), resolve=False),
         verbose=int(verbose),
         time_limit=None if time_limit is None else checked("time_limit", time_limit),
-        init_from=None if init_from is None else str(_model_folder(init_from).resolve()),
+        init_from=None if init_from is None else str(model_folder(init_from).resolve()),
     )
-    if _starts_from(settings, run_dir) and _writes_run_folder(settings):
+    if _starts_from(settings, run_dir):
         if not (Path(settings.init_from) / model_lib.CONFIG_FILE).is_file():
             raise CheckpointError(f"init_from {init_from}: no saved model there (no config.json)")
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -1018,7 +1018,7 @@ def _train_holding_lock(run_dir: Path, settings: TrainSettings, started: float) 
         print(f"validation: {len(valid)} whole pieces, {sum(p.n_steps for p in valid)} steps")
 
     initial = None  # the model a new run starts from (init_from), checked before train.json
-    if _starts_from(settings, run_dir) and _writes_run_folder(settings):
+    if _starts_from(settings, run_dir):
         initial = _initial_model(settings, sampler, pieces["train"][0].steps_per_beat)
     _check_settings(run_dir, settings)
     state = _read_state(run_dir)
@@ -1154,20 +1154,14 @@ def _train_holding_lock(run_dir: Path, settings: TrainSettings, started: float) 
     return finished(state.get("stopped_early", False))
 
 
-def _model_folder(init_from) -> Path:
-    """The folder `init_from` names: a path, or the bundled model when it says "pretrained"
-    and no such folder is here (after `pip install`, from any directory)."""
-    path = Path(init_from)
-    if str(init_from) == "pretrained" and not path.exists():
-        return package_folder(PRETRAINED_PACKAGE)
-    return path
-
-
 def _starts_from(settings: TrainSettings, run_dir: Path) -> bool:
-    """Whether this call starts the run from `init_from`'s weights: it has one and no epoch
+    """Whether this process loads `init_from`'s weights to start the run: it has one, no epoch
     is committed yet (an existing run, even one stopped during its first epoch before any was
-    saved, otherwise continues from its own backup and no longer needs the folder)."""
-    return bool(settings.init_from) and not (run_dir / "backup" / "state.json").exists()
+    saved, otherwise continues from its own backup and no longer needs the folder), and it
+    writes the run folder (of a multiworker run only the chief loads them)."""
+    if not settings.init_from or (run_dir / "backup" / "state.json").exists():
+        return False
+    return _writes_run_folder(settings)
 
 
 def _initial_model(settings: TrainSettings, sampler, steps_per_beat: int) -> model_lib.BiaxialModel:

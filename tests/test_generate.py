@@ -565,6 +565,20 @@ def test_pretrained_model_composes():
     assert states[..., 1].sum() > 0
 
 
+def test_load_model_pretrained_names_the_bundled_model_from_anywhere(tmp_path, monkeypatch):
+    if not (PRETRAINED / "config.json").exists():
+        pytest.skip("pretrained/ has no model yet (it is trained by the train command)")
+    from musicutils.model import load_model
+
+    monkeypatch.chdir(tmp_path)  # no pretrained/ folder here
+    bundled, by_name = generate.load_checkpoint(), load_model("pretrained")
+    for mine, theirs in zip(by_name.get_weights(), bundled.get_weights(), strict=True):
+        np.testing.assert_array_equal(mine, theirs)
+    (tmp_path / "pretrained").mkdir()  # a folder of that name here is taken as the path
+    with pytest.raises(CheckpointError, match="config.json is missing"):
+        load_model("pretrained")
+
+
 def test_default_checkpoint_is_the_bundled_folder():
     assert PRETRAINED == Path(generate.__file__).resolve().parents[1] / "pretrained"
 
