@@ -15,7 +15,8 @@ compares the MIDI files of DIR instead of composing (no TensorFlow).
 Prints, for both sides, the histograms of `musicutils.stats.HISTOGRAMS` (notes sounding at once,
 note lengths, notes struck per step and where in the bar, pitch classes, intervals sounding
 together, top and bottom voice motion, span; shares in %) with the total variation distance of
-each, single numbers (four-voice and silent steps, fit to one key, register, and the share of
+each, single numbers (four-voice and silent steps, fit to one key, the share of four-bar
+passages in their piece's key, `stats.home_key_share`, register, and the share of
 seconds and sevenths among the pairs of notes struck together, `stats.struck_intervals`: m2 or
 M7, and M2 or m7; and parallel fifths and octaves between the voices of four-voice steps per
 chord change, `stats.parallel_perfects`; neither among the classifier's features), and the
@@ -225,6 +226,7 @@ def scalar_table(real: dict, composed: dict) -> str:
         ("notes_per_step", "{:.2f}"),
         ("key_correlation", "{:.3f}"),
         ("diatonic_share", "{:.3f}"),
+        ("home_key_share", "{:.3f}"),
         ("top_pitch", "{:.1f}"),
         ("bottom_pitch", "{:.1f}"),
         ("struck_m2_M7", "{:.4f}"),

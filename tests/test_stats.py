@@ -381,3 +381,28 @@ def test_parallel_perfects_of_a_hand_example():
         "octaves": 0.0,
         "changes": 0.0,
     }
+
+
+def test_home_key_share_by_hand():
+    # Passages of 4 beats (16 steps): C-E-G, C-E-G, A-C-E, then 8 steps left out. The whole
+    # piece sounds C 48 steps, E 48, G 32, A 16: C major; the passages are C major, C major,
+    # A minor (key_fit's keys of these triads).
+    state = np.zeros((56, 24, 2), np.uint8)
+    for start, notes in ((0, [0, 4, 7]), (16, [0, 4, 7]), (32, [9, 12, 16]), (48, [0, 4, 7])):
+        state[start : start + 16, notes, 0] = 1
+    state[48:56, [0, 4, 7], 0] = 1
+    assert stats.key_name(stats.key_fit(stats.pitch_class_histogram(state, lowest=60))[1]) == (
+        "C major"
+    )
+    assert stats.home_key_share(state, beats=4, lowest=60) == pytest.approx(2 / 3)
+    # A piece in one key throughout, transposed: every passage at home, whatever the key.
+    assert stats.home_key_share(np.roll(state[:32], 3, axis=1), beats=4, lowest=60) == 1.0
+    # Pooled over pieces' passages; too short or silent pieces give nothing / no key.
+    assert stats.home_key_share([state, state[:32]], beats=4, lowest=60) == pytest.approx(4 / 5)
+    assert stats.home_key_share(state[:10], beats=4) == 0.0
+    assert stats.home_key_share(np.zeros((32, 24, 2), np.uint8), beats=4) == 0.0
+    with pytest.raises(ValueError, match="beats"):
+        stats.home_key_share(state, beats=0)
+    # scalars reports it over four-bar passages of 4/4.
+    long = np.concatenate([state[:32]] * 4)  # 128 steps: two passages of 16 beats, both C major
+    assert stats.scalars(long, lowest=60)["home_key_share"] == 1.0
