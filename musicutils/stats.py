@@ -624,8 +624,9 @@ def scalars(
     four_voice_share and silent_share (of all steps), notes_per_step (mean), key_correlation and
     diatonic_share (`key_fit` and `diatonic_share` of each piece's duration-weighted pitch-class
     profile, averaged over pieces: a corpus mixes keys, so its pooled profile would not fit one),
-    home_key_share (`home_key_share` with its default four-bar passages), top_pitch and bottom_pitch (mean MIDI pitch of the highest and lowest sounding note, over
-    sounding steps), pieces and steps.
+    home_key_share (`home_key_share` with its default four-bar passages), top_pitch and
+    bottom_pitch (mean MIDI pitch of the highest and lowest sounding note, over sounding steps),
+    pieces and steps.
     """
     pieces = _pieces(music, lowest, steps_per_beat, meter)
     at_once = np.concatenate(
