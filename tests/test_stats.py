@@ -384,25 +384,45 @@ def test_parallel_perfects_of_a_hand_example():
 
 
 def test_home_key_share_by_hand():
-    # Passages of 4 beats (16 steps): C-E-G, C-E-G, A-C-E, then 8 steps left out. The whole
-    # piece sounds C 48 steps, E 48, G 32, A 16: C major; the passages are C major, C major,
-    # A minor (key_fit's keys of these triads).
-    state = np.zeros((56, 24, 2), np.uint8)
-    for start, notes in ((0, [0, 4, 7]), (16, [0, 4, 7]), (32, [9, 12, 16]), (48, [0, 4, 7])):
-        state[start : start + 16, notes, 0] = 1
-    state[48:56, [0, 4, 7], 0] = 1
-    assert stats.key_name(stats.key_fit(stats.pitch_class_histogram(state, lowest=60))[1]) == (
-        "C major"
-    )
+    def piece(*passages, tail=0):
+        # 16 steps per passage (4 beats at 4 steps per beat), each a triad given by note
+        # indices (lowest = 60: 0 = C4), then `tail` steps of C-E-G.
+        state = np.zeros((16 * len(passages) + tail, 24, 2), np.uint8)
+        for i, notes in enumerate(passages):
+            state[16 * i : 16 * (i + 1), notes, 0] = 1
+        state[16 * len(passages) :, [0, 4, 7], 0] = 1
+        return state
+
+    def key(state):  # key_fit's key of the sounding time per pitch class
+        profile = np.bincount(np.nonzero(state[..., 0])[1] % 12, minlength=12)
+        return stats.key_name(stats.key_fit(profile)[1])
+
+    c, a_minor, g = [0, 4, 7], [9, 12, 16], [7, 11, 14]
+    assert [key(piece(t)) for t in (c, a_minor, g)] == ["C major", "A minor", "G major"]
+    # C, C, A minor, then 8 steps left out of the passages (but not of the piece, whose
+    # sounding time is C 56 steps, E 56, G 40, A 16: C major): 2 of 3 passages at home.
+    state = piece(c, c, a_minor, tail=8)
+    assert key(state) == "C major"
     assert stats.home_key_share(state, beats=4, lowest=60) == pytest.approx(2 / 3)
-    # A piece in one key throughout, transposed: every passage at home, whatever the key.
-    assert stats.home_key_share(np.roll(state[:32], 3, axis=1), beats=4, lowest=60) == 1.0
-    # Pooled over pieces' passages; too short or silent pieces give nothing / no key.
-    assert stats.home_key_share([state, state[:32]], beats=4, lowest=60) == pytest.approx(4 / 5)
-    assert stats.home_key_share(state[:10], beats=4) == 0.0
-    assert stats.home_key_share(np.zeros((32, 24, 2), np.uint8), beats=4) == 0.0
+    # Home is the whole piece's key, not the first passage's: G, C, C, A minor, C is in C major,
+    # so the G passage is away (and the share is not 1/5).
+    assert key(piece(g, c, c, a_minor, c)) == "C major"
+    assert stats.home_key_share(piece(g, c, c, a_minor, c), beats=4, lowest=60) == 0.6
+    # Any key: the same piece transposed up a minor third.
+    assert stats.home_key_share(np.roll(state, 3, axis=1), beats=4, lowest=60) == pytest.approx(
+        2 / 3
+    )
+    # Pooled over the pieces' passages; a silent passage or piece has no key and is not counted.
+    assert stats.home_key_share([state, piece(c, c)], beats=4, lowest=60) == pytest.approx(4 / 5)
+    silent = np.zeros((32, 24, 2), np.uint8)
+    assert stats.home_key_share([state, silent], beats=4, lowest=60) == pytest.approx(2 / 3)
+    assert stats.home_key_share(piece(c, [], c), beats=4, lowest=60) == 1.0
+    assert stats.home_key_share(silent, beats=4) == 0.0
+    assert stats.home_key_share(state[:10], beats=4) == 0.0  # shorter than a passage
     with pytest.raises(ValueError, match="beats"):
         stats.home_key_share(state, beats=0)
-    # scalars reports it over four-bar passages of 4/4.
-    long = np.concatenate([state[:32]] * 4)  # 128 steps: two passages of 16 beats, both C major
+    # scalars counts 16-beat passages: 64 steps of C, then 48 of C and 16 of A minor are two
+    # passages in C major (1.0); in passages of 4 beats one of the eight would be away.
+    long = piece(c, c, c, c, c, c, c, a_minor)
+    assert stats.home_key_share(long, beats=4, lowest=60) == pytest.approx(7 / 8)
     assert stats.scalars(long, lowest=60)["home_key_share"] == 1.0
