@@ -15,7 +15,7 @@ compares the MIDI files of DIR instead of composing (no TensorFlow).
 Prints, for both sides, the histograms of `musicutils.stats.HISTOGRAMS` (notes sounding at once,
 note lengths, notes struck per step and where in the bar, pitch classes, intervals sounding
 together, top and bottom voice motion, span; shares in %) with the total variation distance of
-each, single numbers (four-voice and silent steps, fit to one key, the share of four-bar
+each, single numbers (four-voice and silent steps, fit to one key, the share of 16-beat
 passages in their piece's key, `stats.home_key_share`, register, and the share of
 seconds and sevenths among the pairs of notes struck together, `stats.struck_intervals`: m2 or
 M7, and M2 or m7; and parallel fifths and octaves between the voices of four-voice steps per

@@ -505,21 +505,22 @@ def key_fit(profile) -> tuple[float, int]:
     profile = np.asarray(profile, np.float64)
     if profile.shape != (12,):
         raise ValueError(f"expected a pitch-class profile of shape (12,), got {profile.shape}")
-    spread = profile.std()
-    if spread == 0:
-        return 0.0, -1
-    correlations = _KEYS @ ((profile - profile.mean()) / spread) / 12
-    best = int(np.argmax(correlations))
-    return float(correlations[best]), best
+    correlation, key = _key_fits(profile[None])
+    return float(correlation[0]), int(key[0])
 
 
-def _best_keys(profiles: np.ndarray) -> np.ndarray:
-    """`key_fit`'s key of each row of pitch-class profiles (K, 12): int64 (K,), -1 where flat."""
+def _key_fits(profiles: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """`key_fit` of each row of pitch-class profiles (K, 12), in one product: (best correlation
+    float64 (K,), key int64 (K,)); a flat row has (0.0, -1)."""
     profiles = np.asarray(profiles, np.float64)
     spread = profiles.std(axis=1)
+    flat = spread == 0
     centred = profiles - profiles.mean(axis=1, keepdims=True)
-    keys = np.argmax(centred @ _KEYS.T, axis=1)  # the correlation's argmax: scale changes nothing
-    return np.where(spread > 0, keys, -1)
+    standard = centred / np.where(flat, 1.0, spread)[:, None]
+    correlations = standard @ _KEYS.T / 12  # (K, 24): Pearson, both sides standardised
+    keys = np.argmax(correlations, axis=1)
+    best = np.take_along_axis(correlations, keys[:, None], axis=1)[:, 0]
+    return np.where(flat, 0.0, best), np.where(flat, -1, keys)
 
 
 def _home_key_counts(m: _Music, passage: int) -> tuple[int, int]:
@@ -528,11 +529,11 @@ def _home_key_counts(m: _Music, passage: int) -> tuple[int, int]:
     play = np.asarray(m.state)[..., 0] > 0
     count = len(play) // passage
     fold = np.eye(12)[(np.arange(play.shape[1]) + m.lowest) % 12]  # (N, 12): note -> class
-    home = _best_keys((play.sum(axis=0) @ fold)[None])[0]
+    home = _key_fits((play.sum(axis=0) @ fold)[None])[1][0]
     if count == 0 or home < 0:
         return 0, 0
     sounding = play[: count * passage].reshape(count, passage, -1).sum(axis=1)  # (count, N)
-    keys = _best_keys(sounding @ fold)
+    keys = _key_fits(sounding @ fold)[1]
     return int((keys == home).sum()), int((keys >= 0).sum())
 
 
@@ -636,10 +637,7 @@ def scalars(
     )
     fits, diatonic = [], []
     register = np.zeros(3)
-    at_home = passages = 0
     for m in pieces:
-        home, count = _home_key_counts(m, 16 * m.steps_per_beat)
-        at_home, passages = at_home + home, passages + count
         counts = _counts(m)
         fits.append(key_fit(counts["pc_durations"])[0])
         diatonic.append(diatonic_share(counts["pc_durations"]))
@@ -651,7 +649,9 @@ def scalars(
         "notes_per_step": float(at_once.mean()) if at_once.size else 0.0,
         "key_correlation": float(np.mean(fits)) if fits else 0.0,
         "diatonic_share": float(np.mean(diatonic)) if diatonic else 0.0,
-        "home_key_share": at_home / passages if passages else 0.0,
+        "home_key_share": home_key_share(
+            music, lowest=lowest, steps_per_beat=steps_per_beat, meter=meter
+        ),
         "top_pitch": float(register[0] / sounding),
         "bottom_pitch": float(register[1] / sounding),
         "pieces": float(len(pieces)),
