@@ -101,9 +101,13 @@ def test_every_xla_mode_and_the_naive_loop_compose_the_same(model, adaptive, pre
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("struck_below", [False, True], ids=["chord_below", "and_struck_below"])
-def test_chord_below_model_composes_like_the_naive_loop(struck_below):
-    net = tiny_model(2, chord_below=True, struck_below=struck_below)
+@pytest.mark.parametrize(
+    "extra",
+    [{}, {"struck_below": True}, {"struck_below": True, "key_profile": True}],
+    ids=["chord_below", "and_struck_below", "and_key_profile"],
+)
+def test_chord_below_model_composes_like_the_naive_loop(extra):
+    net = tiny_model(2, chord_below=True, **extra)
     kwargs = dict(batch_size=2, seed=4, temperature=0.8)
     reference = generate.generate_reference(net, 6, **kwargs)
     check_valid(reference, (2, 6, N_NOTES, 2))
@@ -316,6 +320,15 @@ def test_primer_is_continued_and_kept(model):
         model, 6, batch_size=2, seed=5, adaptive=False, primer=primer, include_primer=True
     )
     np.testing.assert_array_equal(with_primer, whole)
+
+
+def test_primer_carries_the_key_memory():
+    """With `key_profile` the time axis' carry holds the key memory: a continued composition
+    is the same music as the whole one, so priming hands the memory on too."""
+    net = tiny_model(7, key_profile=True)
+    whole = generate.generate(net, 12, batch_size=2, seed=5, adaptive=False)
+    continued = generate.generate(net, 4, batch_size=2, seed=5, adaptive=False, primer=whole[:, :8])
+    np.testing.assert_array_equal(continued, whole[:, 8:])
 
 
 def test_piece_primer_on_another_pitch_range(model):
