@@ -128,7 +128,10 @@ def key_memory(counts, start, decay: float) -> tf.Tensor:
     """The key memory over a stretch of steps, in one product (no loop over steps).
 
     The memory m fades and takes in the pitch-class counts of each step: m_t = decay * m_(t-1)
-    + counts_t, so m_t = decay^(t+1) * start + sum over s <= t of decay^(t-s) * counts_s.
+    + counts_t, so m_t = decay^(t+1) * start + sum over s <= t of decay^(t-s) * counts_s. The
+    weights decay^(t-s) are a (T, T) float32 matrix: 64 MB for a stretch of 4096 steps (a
+    whole piece of 17 minutes at 4 steps per beat and 60 beats a minute, as `evaluate` scores
+    it), against the LSTMs' (T, B*N, 4H) projections of every step.
 
     Args:
         counts: float32 (T, ..., 12), `pitch_class_counts` of steps 0..T-1, time-major.

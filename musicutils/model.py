@@ -523,9 +523,9 @@ class BiaxialModel(keras.Model):
             one mask per sequence (the same units are dropped at every step of a sequence).
         seed: seed of the dropout masks (None: random).
         steps_per_beat: time steps per quarter note of the music it models (4 for MIDI read at
-            the default grid, 1 for JSB's quarter-note frames). The network never uses it; it is
-            kept with the weights so that a composition gets the bar positions and the tempo of
-            the data the model learnt from.
+            the default grid, 1 for JSB's quarter-note frames). It is kept with the weights so
+            that a composition gets the bar positions and the tempo of the data the model learnt
+            from; the network uses it only with `key_profile` (the key memory's decay per step).
         chord_below: also give the note axis the chord chosen so far at this step (an addition
             to Johnson's model; `CHORD_BELOW_WIDTH` more inputs, see `chord_below_inputs`).
             Off by default, so that models trained without it load unchanged.
@@ -539,8 +539,8 @@ class BiaxialModel(keras.Model):
             built model (`use_precision`); functions traced before keep the old one.
         voices: the number of notes sounding in most steps of the music it models (4 for
             four-part chorales; `stats.typical_voices`), or None when that music has no fixed
-            texture. Like `steps_per_beat` the network never uses it: `generate`'s voice rule
-            does, by default. `train` measures it on the training pieces.
+            texture. The network never uses it: `generate`'s voice rule does, by default.
+            `train` measures it on the training pieces.
         key_profile: also give the time axis the pitch-class profile of the music so far
             (`features.key_memory`, `KEY_WIDTH` more inputs per note; its half-life is counted
             in beats, so `steps_per_beat` sets its decay per step). Off by default.
@@ -680,6 +680,16 @@ class BiaxialModel(keras.Model):
         keep = keras.random.uniform(noise_shape, seed=self._dropout_seed) >= self.dropout
         return x * (tf.cast(keep, x.dtype) / (1.0 - self.dropout))
 
+    def _check_time_carry(self, carry) -> None:
+        """A ValueError unless `carry` is this model's time-axis state (`initial_time_carry`)."""
+        expected = len(self.time_layers) + int(self.key_profile)
+        if len(carry) != expected or (self.key_profile and isinstance(carry[-1], (tuple, list))):
+            raise ValueError(
+                f"BiaxialModel: the time-axis carry has {len(carry)} parts, this model's has "
+                f"{expected} ((h, c) per layer{', then the key memory' * self.key_profile}); "
+                "start from initial_time_carry or this model's own time_axis / time_step"
+            )
+
     def _time_layers(self, features: tf.Tensor, carry, training):
         """Time-axis LSTMs on time-major features (T, rows, F) -> ((T, rows, Ht), carry of the
         layers)."""
@@ -777,6 +787,7 @@ class BiaxialModel(keras.Model):
             first = tf.cast(prev_state, tf.float32)[None]
         prev = tf.concat([first, state_tm[:-1]], axis=0)
         beat_tm = tf.transpose(tf.cast(beat, tf.int32))  # (T, B)
+        self._check_time_carry(carry)
         key, memory = None, ()
         if self.key_profile:
             counts = pitch_class_counts(prev[..., 0], lowest=self.lowest)  # (T, B, 12)
@@ -827,6 +838,7 @@ class BiaxialModel(keras.Model):
         prev_state = tf.convert_to_tensor(prev_state)
         self._check_notes(prev_state)
         batch = tf.shape(prev_state)[0]
+        self._check_time_carry(carry)
         key, memory = None, ()
         if self.key_profile:
             counts = pitch_class_counts(tf.cast(prev_state, tf.float32)[..., 0], lowest=self.lowest)
@@ -1085,10 +1097,19 @@ def widen_weights(source: BiaxialModel, target: BiaxialModel) -> None:
     decides what the key is worth.
 
     Raises:
-        ValueError: the two differ in more than `key_profile`.
+        ValueError: the two differ in more than `key_profile` (and the settings without
+            weights: dropout, seed, precision, voices).
     """
     mine, theirs = target.get_config(), source.get_config()
-    same = ("n_notes", "lowest", "time_sizes", "note_sizes", "chord_below", "struck_below")
+    same = (
+        "n_notes",
+        "lowest",
+        "time_sizes",
+        "note_sizes",
+        "chord_below",
+        "struck_below",
+        "steps_per_beat",
+    )
     if (
         not target.key_profile
         or source.key_profile

@@ -323,12 +323,23 @@ def test_primer_is_continued_and_kept(model):
 
 
 def test_primer_carries_the_key_memory():
-    """With `key_profile` the time axis' carry holds the key memory: a continued composition
-    is the same music as the whole one, so priming hands the memory on too."""
+    """With `key_profile` the time axis' carry ends with the key memory: priming (a traced
+    function with a fixed signature) hands on the memory that stepping through the primer
+    builds, and a continued composition is the same music as the whole one."""
     net = tiny_model(7, key_profile=True)
     whole = generate.generate(net, 12, batch_size=2, seed=5, adaptive=False)
     continued = generate.generate(net, 4, batch_size=2, seed=5, adaptive=False, primer=whole[:, :8])
     np.testing.assert_array_equal(continued, whole[:, 8:])
+    primer = whole[:, :8].astype(np.float32)
+    beats = np.tile(midi.bar_positions([(0, 4, 4)], 8, 4), (2, 1)).astype(np.int32)
+    primed = generate._sampler(net, "notes").prime(tf.constant(primer), tf.constant(beats))
+    carry, prev = net.initial_time_carry(2), np.zeros_like(primer[:, 0])
+    for t in range(8):  # the primer's last step enters at the first composed step
+        _, carry = net.time_step(prev, beats[:, t], carry)
+        prev = primer[:, t]
+    assert len(primed) == len(carry) == 3  # two layers' (h, c), then the memory (B, 12)
+    np.testing.assert_allclose(primed[-1], carry[-1], rtol=1e-6)
+    assert float(tf.reduce_sum(primed[-1])) > 0
 
 
 def test_piece_primer_on_another_pitch_range(model):

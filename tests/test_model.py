@@ -217,6 +217,14 @@ def test_widen_weights_starts_from_the_model_without_the_key():
             widen_weights(source, other)
 
 
+def test_a_carry_of_another_model_is_refused():
+    plain, keyed = BiaxialModel(**SMALL), BiaxialModel(**SMALL, key_profile=True)
+    prev, beat = np.zeros((2, 16, 2), np.float32), np.zeros(2, np.int32)
+    for model, other in ((plain, keyed), (keyed, plain)):
+        with pytest.raises(ValueError, match="time-axis carry has"):
+            model.time_step(prev, beat, other.initial_time_carry(2))
+
+
 def test_future_does_not_leak(model):
     # Changing step 3 changes nothing before it (nor the lowest note of step 3, which sees no
     # note below); changing note 7 changes nothing at notes <= 7 of the same step.
