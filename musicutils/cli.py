@@ -226,13 +226,6 @@ def build_parser() -> argparse.ArgumentParser:
         help="also give the note axis the notes below struck at each step (not in Johnson's "
         "model; with --chord-below it tells a chord struck together from notes held into it)",
     )
-    p.add_argument(
-        "--key-profile",
-        action="store_true",
-        help="give the time axis the pitch-class profile of the music so far, fading by half "
-        "every 16 beats (not in Johnson's model); --init-from a model without it starts "
-        "the new inputs at zero",
-    )
     p.add_argument("--dropout", type=InRange("dropout"), default=0.5)
     p.add_argument("--learning-rate", type=InRange("learning_rate"), default=1e-3)
     p.add_argument(

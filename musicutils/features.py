@@ -30,13 +30,6 @@ all on purpose:
   model should tell "the 2nd sixteenth" from "the 4th" exactly, with no period to choose.
 - The original's constant trailing 0 input is dropped (the LSTM biases do its job).
 
-Optional, not in Johnson's model: with `key=` the vector grows by `KEY_WIDTH` = 12 numbers
-(`KEY_SLICE`), the pitch-class profile of the music so far rotated like `context`. The profile
-is a memory of the sounding notes that fades by half every `KEY_HALF_LIFE_BEATS` = 16 beats
-(`key_memory`), scaled so that its 12 numbers average 1 (`key_shares`). `context` says what
-sounded one step ago; this says which key the piece has been in, which the time-axis LSTMs
-would otherwise have to remember for themselves (`model.BiaxialModel(key_profile=True)`).
-
 Everything is computed with broadcasts and two `tf.gather`s: no Python loop over notes or steps,
 so the same function serves a whole batch (B, T, N, 2) and one step of generation (B, N, 2).
 """
@@ -50,16 +43,9 @@ from ._tf import tf
 __all__ = [
     "BEAT_BITS",
     "FEATURE_SLICES",
-    "KEY_HALF_LIFE_BEATS",
-    "KEY_SLICE",
-    "KEY_WIDTH",
     "N_FEATURES",
     "VICINITY",
-    "key_decay",
-    "key_memory",
-    "key_shares",
     "note_features",
-    "pitch_class_counts",
     "position_of",
 ]
 
@@ -78,11 +64,6 @@ FEATURE_SLICES: dict[str, slice] = {
 #: Length of the per-note input vector F.
 N_FEATURES = 81
 assert FEATURE_SLICES["beat"].stop == N_FEATURES
-#: Length of the optional key profile, and where it lies when `note_features` is given `key=`.
-KEY_WIDTH = 12
-KEY_SLICE = slice(N_FEATURES, N_FEATURES + KEY_WIDTH)
-#: Beats after which a note's weight in the key memory has halved.
-KEY_HALF_LIFE_BEATS = 16
 
 #: MIDI pitch of the piano's lowest key (A0) and the span to its highest (C8 = 108).
 _PIANO_LOW, _PIANO_SPAN = 21, 87
@@ -111,58 +92,7 @@ def _context_index(n_notes: int, lowest: int) -> np.ndarray:
     return (pitch_class[:, None] + np.arange(12)[None, :]) % 12
 
 
-def pitch_class_counts(play, *, lowest: int) -> tf.Tensor:
-    """How many notes of each pitch class (C = 0) sound: play (..., N) -> float32 (..., 12)."""
-    play = tf.cast(tf.convert_to_tensor(play), tf.float32)
-    class_of_note = np.eye(12, dtype=np.float32)[(int(lowest) + np.arange(play.shape[-1])) % 12]
-    return tf.tensordot(play, tf.constant(class_of_note), axes=1)
-
-
-def key_decay(steps_per_beat: int) -> float:
-    """The factor the key memory is multiplied by at every step: its weight halves every
-    `KEY_HALF_LIFE_BEATS` beats (0.989 per step at 4 steps per beat, 0.958 at 1)."""
-    return 0.5 ** (1.0 / (KEY_HALF_LIFE_BEATS * int(steps_per_beat)))
-
-
-def key_memory(counts, start, decay: float) -> tf.Tensor:
-    """The key memory over a stretch of steps, in one product (no loop over steps).
-
-    The memory m fades and takes in the pitch-class counts of each step: m_t = decay * m_(t-1)
-    + counts_t, so m_t = decay^(t+1) * start + sum over s <= t of decay^(t-s) * counts_s. The
-    weights decay^(t-s) are a (T, T) float32 matrix: 64 MB for a stretch of 4096 steps (a
-    whole piece of 17 minutes at 4 steps per beat and 60 beats a minute, as `evaluate` scores
-    it), against the LSTMs' (T, B*N, 4H) projections of every step.
-
-    Args:
-        counts: float32 (T, ..., 12), `pitch_class_counts` of steps 0..T-1, time-major.
-        start: float32 (..., 12), the memory before step 0 (zeros at the start of a piece).
-        decay: `key_decay(steps_per_beat)`.
-
-    Returns:
-        float32 (T, ..., 12): m_0 .. m_(T-1).
-    """
-    counts = tf.cast(tf.convert_to_tensor(counts), tf.float32)
-    steps = tf.shape(counts)[0]
-    t = tf.cast(tf.range(steps), tf.float32)
-    log_decay = float(np.log(decay))
-    lag = t[:, None] - t[None, :]  # (T, T): t - s
-    weights = tf.where(lag >= 0, tf.exp(tf.maximum(lag, 0.0) * log_decay), 0.0)
-    flat = tf.reshape(counts, [steps, -1])
-    memory = tf.reshape(tf.matmul(weights, flat), tf.shape(counts))
-    carried = tf.exp((t + 1.0) * log_decay)  # (T,)
-    carried = tf.reshape(carried, tf.concat([[steps], tf.ones([tf.rank(counts) - 1], tf.int32)], 0))
-    return memory + carried * tf.cast(start, tf.float32)[None]
-
-
-def key_shares(memory) -> tf.Tensor:
-    """The key input from a key memory (..., 12): each pitch class's share of it, times 12 (so
-    the 12 numbers average 1); all zeros while nothing has sounded."""
-    memory = tf.cast(tf.convert_to_tensor(memory), tf.float32)
-    total = tf.reduce_sum(memory, axis=-1, keepdims=True)
-    return tf.math.divide_no_nan(12.0 * memory, total)
-
-
-def note_features(prev_state, beat, *, lowest: int, key=None) -> tf.Tensor:
+def note_features(prev_state, beat, *, lowest: int) -> tf.Tensor:
     """Per-note inputs of the time axis for the steps whose previous states are given.
 
     Args:
@@ -171,13 +101,9 @@ def note_features(prev_state, beat, *, lowest: int, key=None) -> tf.Tensor:
         beat: int, shape (...): position in its bar, in steps (0 = downbeat), of the step being
             predicted.
         lowest: MIDI pitch of note 0.
-        key: None, or float32 (..., 12): the `key_shares` of the music before the step being
-            predicted (absolute pitch classes, C = 0), appended rotated to each note's own
-            pitch class like `context` (`KEY_SLICE`).
 
     Returns:
-        float32 (..., N, N_FEATURES), laid out as in `FEATURE_SLICES`; (..., N, N_FEATURES +
-        KEY_WIDTH) with `key`.
+        float32 (..., N, N_FEATURES), laid out as in `FEATURE_SLICES`.
 
     Leading axes are free: (B, T, N, 2) with beat (B, T) for a batch, (B, N, 2) with beat (B,)
     for one step of generation; the result for a batch equals the one-step result at each step.
@@ -203,9 +129,9 @@ def note_features(prev_state, beat, *, lowest: int, key=None) -> tf.Tensor:
     vicinity = tf.reshape(windows, tf.concat([lead_shape, [n_notes, 2 * (2 * VICINITY + 1)]], 0))
 
     # Pitch-class counts of the notes playing, then rotated per note.
-    counts = pitch_class_counts(prev_state[..., 0], lowest=lowest)  # (..., 12)
-    rotate = _context_index(n_notes, int(lowest))
-    context = tf.gather(counts, rotate, axis=-1)  # (..., N, 12)
+    class_of_note = np.eye(12, dtype=np.float32)[(int(lowest) + np.arange(n_notes)) % 12]
+    counts = tf.tensordot(prev_state[..., 0], tf.constant(class_of_note), axes=1)  # (..., 12)
+    context = tf.gather(counts, _context_index(n_notes, int(lowest)), axis=-1)  # (..., N, 12)
 
     bits = tf.bitwise.bitwise_and(tf.bitwise.right_shift(beat[..., None], tf.range(BEAT_BITS)), 1)
     beat_code = tf.concat(
@@ -216,7 +142,4 @@ def note_features(prev_state, beat, *, lowest: int, key=None) -> tf.Tensor:
         beat_code[..., None, :], tf.concat([lead_shape, [n_notes, BEAT_BITS + 1]], 0)
     )
 
-    parts = [static, vicinity, context, beat_code]
-    if key is not None:
-        parts.append(tf.gather(tf.cast(key, tf.float32), rotate, axis=-1))  # (..., N, 12)
-    return tf.concat(parts, axis=-1)
+    return tf.concat([static, vicinity, context, beat_code], axis=-1)

@@ -24,11 +24,6 @@ state[t-1] ─ features ─▶ LSTM ─▶ LSTM ─▶ time_out[t, n] ─┐
   `struck_below=True` adds the same numbers for the notes struck anew at the step (play and
   articulate): the chord alone cannot tell a note struck with n from one held into the step,
   and a dissonance is treated differently in the two cases (a suspension is held, not struck).
-- Optional, not in Johnson's model: `key_profile=True` also hands the time axis the pitch-class
-  profile of the music so far, a memory of the sounding notes that fades by half every 16 beats
-  (`features.key_memory`), so that the key is an input rather than something the time-axis
-  LSTMs must hold for themselves. The memory travels in the time axis' carry, so composing
-  keeps it step by step as training computes it over a whole stretch.
 
 Speed (the time axis is ~85 % of the arithmetic). Every input projection (x @ W for all rows
 of a layer) is one large matmul outside the recurrence, and the layers run one after another
@@ -73,15 +68,7 @@ from ._io import atomic_open, atomic_path
 from ._resources import model_folder
 from ._tf import keras, tf
 from .errors import CheckpointError
-from .features import (
-    KEY_WIDTH,
-    N_FEATURES,
-    key_decay,
-    key_memory,
-    key_shares,
-    note_features,
-    pitch_class_counts,
-)
+from .features import N_FEATURES, note_features
 
 __all__ = [
     "BiaxialModel",
@@ -94,7 +81,6 @@ __all__ = [
     "flops_per_train_step",
     "load_model",
     "matmul",
-    "widen_weights",
     "native_bfloat16",
     "nats_of_each_step",
     "nll_per_step",
@@ -523,9 +509,9 @@ class BiaxialModel(keras.Model):
             one mask per sequence (the same units are dropped at every step of a sequence).
         seed: seed of the dropout masks (None: random).
         steps_per_beat: time steps per quarter note of the music it models (4 for MIDI read at
-            the default grid, 1 for JSB's quarter-note frames). It is kept with the weights so
-            that a composition gets the bar positions and the tempo of the data the model learnt
-            from; the network uses it only with `key_profile` (the key memory's decay per step).
+            the default grid, 1 for JSB's quarter-note frames). The network never uses it; it is
+            kept with the weights so that a composition gets the bar positions and the tempo of
+            the data the model learnt from.
         chord_below: also give the note axis the chord chosen so far at this step (an addition
             to Johnson's model; `CHORD_BELOW_WIDTH` more inputs, see `chord_below_inputs`).
             Off by default, so that models trained without it load unchanged.
@@ -539,11 +525,8 @@ class BiaxialModel(keras.Model):
             built model (`use_precision`); functions traced before keep the old one.
         voices: the number of notes sounding in most steps of the music it models (4 for
             four-part chorales; `stats.typical_voices`), or None when that music has no fixed
-            texture. The network never uses it: `generate`'s voice rule does, by default.
-            `train` measures it on the training pieces.
-        key_profile: also give the time axis the pitch-class profile of the music so far
-            (`features.key_memory`, `KEY_WIDTH` more inputs per note; its half-life is counted
-            in beats, so `steps_per_beat` sets its decay per step). Off by default.
+            texture. Like `steps_per_beat` the network never uses it: `generate`'s voice rule
+            does, by default. `train` measures it on the training pieces.
 
     Call: `model({"state": (B, T, N, 2), "beat": (B, T) int}, training=False)` returns logits
     float32 (B, T, N, 2): channel 0 for P(play), channel 1 for P(articulate | play). Step t is
@@ -564,7 +547,6 @@ class BiaxialModel(keras.Model):
         precision: str = "float32",
         voices: int | None = None,
         struck_below: bool = False,
-        key_profile: bool = False,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -578,7 +560,6 @@ class BiaxialModel(keras.Model):
         self.steps_per_beat = int(steps_per_beat)
         self.chord_below = bool(chord_below)
         self.struck_below = bool(struck_below)
-        self.key_profile = bool(key_profile)
         self.voices = None if voices is None else int(voices)
         if not self.time_sizes or not self.note_sizes:
             raise ValueError("BiaxialModel: time_sizes and note_sizes need at least one layer")
@@ -586,7 +567,7 @@ class BiaxialModel(keras.Model):
             raise ValueError(f"BiaxialModel: dropout must be in [0, 1), got {self.dropout}")
 
         self.time_layers = []
-        width = self.feature_width
+        width = N_FEATURES
         for i, units in enumerate(self.time_sizes):
             self.time_layers.append(LSTMWeights(width, units, name=f"time_lstm_{i}"))
             width = units
@@ -620,7 +601,6 @@ class BiaxialModel(keras.Model):
             "precision": self.precision,
             "voices": self.voices,
             "struck_below": self.struck_below,
-            "key_profile": self.key_profile,
         }
 
     @classmethod
@@ -637,12 +617,6 @@ class BiaxialModel(keras.Model):
     def out_bias(self):
         """(2,) biases of the two logits."""
         return self.output_layer.bias
-
-    @property
-    def feature_width(self) -> int:
-        """F, the inputs of the time axis per note: `N_FEATURES`, plus `KEY_WIDTH` with
-        `key_profile`."""
-        return N_FEATURES + KEY_WIDTH * int(self.key_profile)
 
     @property
     def choice_width(self) -> int:
@@ -680,21 +654,10 @@ class BiaxialModel(keras.Model):
         keep = keras.random.uniform(noise_shape, seed=self._dropout_seed) >= self.dropout
         return x * (tf.cast(keep, x.dtype) / (1.0 - self.dropout))
 
-    def _check_time_carry(self, carry) -> None:
-        """A ValueError unless `carry` is this model's time-axis state (`initial_time_carry`)."""
-        expected = len(self.time_layers) + int(self.key_profile)
-        if len(carry) != expected or (self.key_profile and isinstance(carry[-1], (tuple, list))):
-            raise ValueError(
-                f"BiaxialModel: the time-axis carry has {len(carry)} parts, this model's has "
-                f"{expected} ((h, c) per layer{', then the key memory' * self.key_profile}); "
-                "start from initial_time_carry or this model's own time_axis / time_step"
-            )
-
     def _time_layers(self, features: tf.Tensor, carry, training):
-        """Time-axis LSTMs on time-major features (T, rows, F) -> ((T, rows, Ht), carry of the
-        layers)."""
+        """Time-axis LSTMs on time-major features (T, rows, F) -> ((T, rows, Ht), carry)."""
         x, new_carry = features, []
-        for layer, (h, c) in zip(self.time_layers, carry[: len(self.time_layers)], strict=True):
+        for layer, (h, c) in zip(self.time_layers, carry, strict=True):
             x, h, c = run_lstm(
                 layer.project(x, self.precision), layer.recurrent_kernel, h, c, self.precision
             )
@@ -766,17 +729,11 @@ class BiaxialModel(keras.Model):
     # -- the single-step API (time axis) ------------------------------------------------------
 
     def initial_time_carry(self, batch_size):
-        """Zero state of the time axis: ((h, c) per layer), each (batch_size * N, H); with
-        `key_profile`, then the key memory (batch_size, 12)."""
+        """Zero state of the time axis: ((h, c) per layer), each (batch_size * N, H)."""
         rows = batch_size * self.n_notes
-        carry = tuple(
+        return tuple(
             (tf.zeros([rows, units]), tf.zeros([rows, units])) for units in self.time_sizes
         )
-        return carry + ((tf.zeros([batch_size, KEY_WIDTH]),) if self.key_profile else ())
-
-    @property
-    def _key_decay(self) -> float:
-        return key_decay(self.steps_per_beat)
 
     def _time_axis_major(self, state, beat, carry, prev_state, training):
         """Time axis on (B, T, N, 2) float state -> time-major output (T, B*N, Ht), carry."""
@@ -787,17 +744,10 @@ class BiaxialModel(keras.Model):
             first = tf.cast(prev_state, tf.float32)[None]
         prev = tf.concat([first, state_tm[:-1]], axis=0)
         beat_tm = tf.transpose(tf.cast(beat, tf.int32))  # (T, B)
-        self._check_time_carry(carry)
-        key, memory = None, ()
-        if self.key_profile:
-            counts = pitch_class_counts(prev[..., 0], lowest=self.lowest)  # (T, B, 12)
-            memory = key_memory(counts, carry[-1], self._key_decay)  # (T, B, 12)
-            key, memory = key_shares(memory), (memory[-1],)
-        features = note_features(prev, beat_tm, lowest=self.lowest, key=key)  # (T, B, N, F)
+        features = note_features(prev, beat_tm, lowest=self.lowest)  # (T, B, N, F)
         steps = tf.shape(features)[0]
-        features = tf.reshape(features, [steps, -1, self.feature_width])
-        out, carry = self._time_layers(features, carry, training)
-        return out, carry + memory
+        features = tf.reshape(features, [steps, -1, N_FEATURES])
+        return self._time_layers(features, carry, training)
 
     def time_axis(self, state, beat, carry=None, prev_state=None, training=False):
         """Teacher-forced time axis over a whole stretch of steps.
@@ -838,22 +788,13 @@ class BiaxialModel(keras.Model):
         prev_state = tf.convert_to_tensor(prev_state)
         self._check_notes(prev_state)
         batch = tf.shape(prev_state)[0]
-        self._check_time_carry(carry)
-        key, memory = None, ()
-        if self.key_profile:
-            counts = pitch_class_counts(tf.cast(prev_state, tf.float32)[..., 0], lowest=self.lowest)
-            memory = self._key_decay * carry[-1] + counts  # (B, 12)
-            key, memory = key_shares(memory), (memory,)
-        features = note_features(prev_state, beat, lowest=self.lowest, key=key)
-        x = tf.reshape(features, [-1, self.feature_width])
+        x = tf.reshape(note_features(prev_state, beat, lowest=self.lowest), [-1, N_FEATURES])
         new_carry = []
-        layers = zip(self.time_layers, carry[: len(self.time_layers)], strict=True)
-        for layer, (h, c) in layers:
+        for layer, (h, c) in zip(self.time_layers, carry, strict=True):
             z = layer.project(x, self.precision) + matmul(h, layer.recurrent_kernel, self.precision)
             x, c = _lstm_update(z, c)
             new_carry.append((x, c))
-        out = tf.reshape(x, [batch, self.n_notes, self.time_sizes[-1]])
-        return out, tuple(new_carry) + memory
+        return tf.reshape(x, [batch, self.n_notes, self.time_sizes[-1]]), tuple(new_carry)
 
     # -- the single-step API (note axis) ------------------------------------------------------
 
@@ -1014,7 +955,7 @@ def flops_per_forward(config: dict, batch_size: int, n_steps: int) -> float:
     time_sizes = config.get("time_sizes", (300, 300))
     note_sizes = config.get("note_sizes", (100, 50))
     rows = batch_size * n_steps * n_notes  # every (piece, step, note) cell
-    flops, width = 0.0, N_FEATURES + KEY_WIDTH * bool(config.get("key_profile", False))
+    flops, width = 0.0, N_FEATURES
     for units in time_sizes:
         flops += 2.0 * rows * (width + units) * 4 * units
         width = units
@@ -1088,41 +1029,6 @@ def _check_config(config: dict, path: Path) -> None:
         raise CheckpointError(
             f"{path}: notes MIDI {lowest}..{lowest + n_notes - 1} go past the highest, 127"
         )
-
-
-def widen_weights(source: BiaxialModel, target: BiaxialModel) -> None:
-    """Give `target` the weights of `source`, a model without `key_profile`, where `target` has
-    it but is otherwise the same architecture: the key inputs' rows of the first time layer's
-    kernel start at zero, so `target` at first predicts exactly what `source` does and training
-    decides what the key is worth.
-
-    Raises:
-        ValueError: the two differ in more than `key_profile` (and the settings without
-            weights: dropout, seed, precision, voices).
-    """
-    mine, theirs = target.get_config(), source.get_config()
-    same = (
-        "n_notes",
-        "lowest",
-        "time_sizes",
-        "note_sizes",
-        "chord_below",
-        "struck_below",
-        "steps_per_beat",
-    )
-    if (
-        not target.key_profile
-        or source.key_profile
-        or any(mine[key] != theirs[key] for key in same)
-    ):
-        raise ValueError("widen_weights: the target must be the source's model plus key_profile")
-    first_kernel = target.time_layers[0].kernel
-    weights = []
-    for variable, value in zip(target.weights, source.get_weights(), strict=True):
-        if variable is first_kernel:
-            value = np.concatenate([value, np.zeros((KEY_WIDTH, value.shape[1]), value.dtype)])
-        weights.append(value)
-    target.set_weights(weights)
 
 
 def load_model(folder) -> BiaxialModel:

@@ -102,7 +102,6 @@ class TrainSettings:
     note_sizes: list[int] = field(default_factory=lambda: [100, 50])
     chord_below: bool = False
     struck_below: bool = False
-    key_profile: bool = False
     dropout: float = 0.5
     learning_rate: float = 1e-3
     ema: float = 0.0
@@ -338,7 +337,7 @@ def read_log(run_dir: str | os.PathLike) -> list[dict]:
 _NOT_IN_RUN_KEY = ("verbose", "strategy", "time_limit")
 #: Settings added after runs were named: `run_folder` counts them only when they differ from
 #: their default, so the folders of earlier runs keep their names (and resume).
-_IN_RUN_KEY_WHEN_SET = ("struck_below", "init_from", "key_profile")
+_IN_RUN_KEY_WHEN_SET = ("struck_below", "init_from")
 #: Settings that hold a path or None (train.json stores the absolute path).
 _OPTIONAL_PATHS = ("init_from",)
 
@@ -369,9 +368,9 @@ def run_folder(root: str | os.PathLike, settings: dict) -> Path:
     verbose, strategy and time_limit. The same settings always give the same folder, so
     `train(out=run_folder(root, s), **s)` resumes an interrupted run or finds it finished;
     any other value (a learning rate, a number of epochs...) gives another folder, a new run.
-    A setting added since runs were first named (`struck_below`, `init_from`, `key_profile`)
-    counts only when it is set, so those runs keep their folders. `init_from` enters as given
-    too, as a path: the folder, not the weights in it.
+    A setting added since runs were first named (`struck_below`, `init_from`) counts only when it
+    is set, so those runs keep their folders. `init_from` enters as given too, as a path: the
+    folder, not the weights in it.
     `data` enters as given (a relative and an absolute path are different keys).
 
     Args:
@@ -894,7 +893,6 @@ def train(
     note_sizes=(100, 50),
     chord_below: bool = False,
     struck_below: bool = False,
-    key_profile: bool = False,
     dropout: float = 0.5,
     learning_rate: float = 1e-3,
     ema: float = 0.0,
@@ -924,8 +922,6 @@ def train(
         chord_below: give the note axis the chord chosen so far at each step
             (`model.chord_below_inputs`).
         struck_below: also give it the notes below struck at each step (`model.BiaxialModel`).
-        key_profile: give the time axis the pitch-class profile of the music so far
-            (`features.key_memory`).
         dropout: dropout rate between layers (Johnson used 0.5).
         learning_rate: Adam's learning rate.
         ema: 0 (off), or the momentum of an exponential moving average of the weights, updated
@@ -956,10 +952,8 @@ def train(
             new run starts from instead of random ones: fine-tuning, or going on training a
             model whose run folder is gone (the optimizer starts afresh). Its architecture
             must be the one these settings build, and its pitch range and grid the data's;
-            a DataError names the settings that would match. One difference is allowed: a
-            model without `key_profile` can start a run with it (`model.widen_weights`: the
-            key inputs start at zero weight, so the run starts from the model's predictions).
-            A resumed run continues from its own backup.
+            a DataError names the settings that would match. A resumed run continues from
+            its own backup.
 
     Returns:
         A `TrainResult` whose `model` holds the best weights (the ones saved in `out`).
@@ -985,7 +979,6 @@ def train(
         note_sizes=_layer_sizes("note_sizes", note_sizes),
         chord_below=bool(chord_below),
         struck_below=bool(struck_below),
-        key_profile=bool(key_profile),
         dropout=checked("dropout", dropout),
         learning_rate=checked("learning_rate", learning_rate),
         ema=checked("ema", ema),
@@ -1086,7 +1079,6 @@ def _train_holding_lock(run_dir: Path, settings: TrainSettings, started: float) 
             steps_per_beat=pieces["train"][0].steps_per_beat,
             chord_below=settings.chord_below,
             struck_below=settings.struck_below,
-            key_profile=settings.key_profile,
             precision=_checked_precision(settings.precision),
             voices=stats.typical_voices(pieces["train"]),  # a sampling hint for generate
         )
@@ -1104,8 +1096,6 @@ def _train_holding_lock(run_dir: Path, settings: TrainSettings, started: float) 
         if state["weights"]:
             model.optimizer.build(model.trainable_variables)
             model.load_weights(run_dir / "backup" / state["weights"])
-        elif initial is not None and initial.key_profile != model.key_profile:
-            model_lib.widen_weights(initial, model)
         elif initial is not None:
             model.set_weights(initial.get_weights())
         else:  # a new run starts predicting the training data's base rates, not 1/2
@@ -1185,8 +1175,6 @@ def _initial_model(settings: TrainSettings, sampler, steps_per_beat: int) -> mod
         "note_sizes": (tuple(source.note_sizes), tuple(settings.note_sizes)),
         "chord_below": (bool(source.chord_below), bool(settings.chord_below)),
         "struck_below": (bool(source.struck_below), bool(settings.struck_below)),
-        # A model without the key input can start a run with it (`model.widen_weights`).
-        "key_profile": (source.key_profile, source.key_profile and bool(settings.key_profile)),
     }
     if any(have != want for have, want in wanted.values()):
         flags = [
@@ -1195,7 +1183,6 @@ def _initial_model(settings: TrainSettings, sampler, steps_per_beat: int) -> mod
         ]
         flags += ["--chord-below"] * bool(source.chord_below)
         flags += ["--struck-below"] * bool(source.struck_below)
-        flags += ["--key-profile"] * bool(source.key_profile)
         raise DataError(
             f"init_from {name}: its model is another architecture than these settings build; "
             f"train with exactly its own: {' '.join(flags)}"
@@ -1227,7 +1214,6 @@ def train_from_args(args) -> TrainResult:
         note_sizes=args.note_sizes,
         chord_below=args.chord_below,
         struck_below=args.struck_below,
-        key_profile=args.key_profile,
         dropout=args.dropout,
         learning_rate=args.learning_rate,
         ema=args.ema,

@@ -6,13 +6,8 @@ import pytest
 from musicutils.features import (
     BEAT_BITS,
     FEATURE_SLICES,
-    KEY_SLICE,
     N_FEATURES,
-    key_decay,
-    key_memory,
-    key_shares,
     note_features,
-    pitch_class_counts,
     position_of,
 )
 
@@ -154,39 +149,3 @@ def test_inside_tf_function_with_unknown_batch():
     np.testing.assert_array_equal(
         fn(prev, beat).numpy(), note_features(prev, beat, lowest=24).numpy()
     )
-
-
-def test_key_memory_is_the_fading_sum_step_by_step():
-    """key_memory in one product = m_t = decay * m_(t-1) + counts_t from a given start."""
-    rng = np.random.default_rng(9)
-    counts = rng.integers(0, 3, size=(7, 2, 12)).astype(np.float32)
-    start = rng.random((2, 12)).astype(np.float32)
-    decay = key_decay(4)
-    assert decay == pytest.approx(0.5 ** (1 / 64))  # half-life 16 beats of 4 steps
-    memory, expected = start, []
-    for step in counts:
-        memory = decay * memory + step
-        expected.append(memory)
-    np.testing.assert_allclose(key_memory(counts, start, decay), expected, rtol=1e-5)
-
-
-def test_key_shares_and_counts_by_hand():
-    play = np.zeros((2, 30), np.float32)
-    play[0, [0, 12, 16]] = 1  # MIDI 48, 60, 64: C twice, E once
-    counts = pitch_class_counts(play, lowest=48).numpy()
-    np.testing.assert_array_equal(counts[0, [0, 4]], [2, 1])
-    assert counts[0].sum() == 3 and counts[1].sum() == 0
-    shares = key_shares(counts).numpy()
-    np.testing.assert_allclose(shares[0, [0, 4]], [8, 4])  # 12 * 2/3, 12 * 1/3
-    np.testing.assert_array_equal(shares[1], 0)  # nothing sounded yet: no key
-
-
-def test_key_input_is_rotated_to_each_notes_own_pitch_class():
-    prev = np.zeros((30, 2), np.float32)
-    key = np.zeros(12, np.float32)
-    key[[0, 4, 7]] = 4.0  # a C major triad's profile
-    feats = note_features(prev, 0, lowest=48, key=key).numpy()
-    assert feats.shape == (30, N_FEATURES + 12)
-    np.testing.assert_array_equal(feats[0, KEY_SLICE][[0, 4, 7]], 4)  # C: root, third, fifth
-    np.testing.assert_array_equal(feats[7, KEY_SLICE][[0, 5, 9]], 4)  # G: C is its 4th above
-    np.testing.assert_array_equal(feats[:, :N_FEATURES], note_features(prev, 0, lowest=48))

@@ -19,7 +19,6 @@ from musicutils.model import (
     resolve_precision,
     save_model,
     use_precision,
-    widen_weights,
 )
 
 SMALL = dict(n_notes=16, lowest=50, time_sizes=(12, 10), note_sizes=(8, 6), dropout=0.5)
@@ -34,21 +33,13 @@ def random_batch(rng, batch=3, steps=6, n_notes=16, density=0.3):
 
 
 @pytest.fixture(
-    params=[
-        (False, False, False),
-        (True, False, False),
-        (True, True, False),
-        (False, True, False),
-        (True, True, True),
-    ],
-    ids=["johnson", "chord_below", "chord_and_struck_below", "struck_below", "and_key_profile"],
+    params=[(False, False), (True, False), (True, True), (False, True)],
+    ids=["johnson", "chord_below", "chord_and_struck_below", "struck_below"],
 )
 def model(request):
     keras.utils.set_random_seed(1)
-    chord_below, struck_below, key_profile = request.param
-    return BiaxialModel(
-        **SMALL, chord_below=chord_below, struck_below=struck_below, key_profile=key_profile
-    )
+    chord_below, struck_below = request.param
+    return BiaxialModel(**SMALL, chord_below=chord_below, struck_below=struck_below)
 
 
 def test_logit_shapes_and_parameter_count(model):
@@ -61,8 +52,7 @@ def test_logit_shapes_and_parameter_count(model):
         return 4 * units * (inp + units + 1)
 
     choice = 2 + 24 * model.chord_below + 24 * model.struck_below
-    features = 81 + 12 * model.key_profile
-    expected = lstm(features, 12) + lstm(12, 10) + lstm(10 + choice, 8) + lstm(8, 6) + 6 * 2 + 2
+    expected = lstm(81, 12) + lstm(12, 10) + lstm(10 + choice, 8) + lstm(8, 6) + 6 * 2 + 2
     assert model.count_params() == expected
 
 
@@ -176,53 +166,6 @@ def test_time_axis_continues_from_a_carry(model):
     # time_step on the primer's last step gives the next step's view
     step, _ = model.time_step(state[:, 4], beat[:, 5], carry)
     np.testing.assert_allclose(step, whole[:, 5], atol=1e-6)
-
-
-def test_key_profile_is_the_fading_pitch_class_profile_of_the_steps_before():
-    """The key inputs of step t are the shares of the pitch classes sounding before t, each step
-    weighted by decay ** (its distance to t - 1), rotated to every note's own class."""
-    net = BiaxialModel(**SMALL, key_profile=True, steps_per_beat=1)
-    decay = 0.5 ** (1 / 16)
-    state = np.zeros((1, 3, 16, 2), np.float32)
-    state[0, 0, [0, 4], 0] = 1  # D and F# (MIDI 50, 54)
-    state[0, 1, [2], 0] = 1  # E
-    features = []
-    net.time_layers[0].project = lambda x, precision: (
-        features.append(x) or tf.zeros([tf.shape(x)[0], tf.shape(x)[1], 48])
-    )
-    net.time_axis(state, np.zeros((1, 3), np.int32))
-    key = features[0].numpy().reshape(3, 16, 93)[:, :, 81:]
-    memory = np.zeros((3, 12))
-    memory[1, [2, 6]] = 1  # step 1 sees step 0
-    memory[2, [2, 6]] = decay
-    memory[2, 4] = 1  # step 2 sees step 1 at full weight and step 0 faded once
-    shares = 12 * memory / np.maximum(memory.sum(axis=1, keepdims=True), 1e-12)
-    np.testing.assert_array_equal(key[0], 0)  # nothing has sounded before step 0
-    for n in range(16):  # note n is MIDI 50 + n: its own class first
-        own = (50 + n) % 12
-        np.testing.assert_allclose(key[:, n], np.roll(shares, -own, axis=1), rtol=1e-6)
-
-
-def test_widen_weights_starts_from_the_model_without_the_key():
-    keras.utils.set_random_seed(6)
-    source = BiaxialModel(**SMALL, chord_below=True)
-    target = BiaxialModel(**SMALL, chord_below=True, key_profile=True)
-    widen_weights(source, target)
-    inputs = random_batch(np.random.default_rng(6), steps=9)
-    np.testing.assert_allclose(target(inputs), source(inputs), atol=1e-6)
-    assert target.time_layers[0].kernel.shape[0] == 93
-    np.testing.assert_array_equal(target.time_layers[0].kernel[81:], 0)
-    for other in (BiaxialModel(**SMALL, key_profile=True), BiaxialModel(**SMALL, chord_below=True)):
-        with pytest.raises(ValueError, match="plus key_profile"):
-            widen_weights(source, other)
-
-
-def test_a_carry_of_another_model_is_refused():
-    plain, keyed = BiaxialModel(**SMALL), BiaxialModel(**SMALL, key_profile=True)
-    prev, beat = np.zeros((2, 16, 2), np.float32), np.zeros(2, np.int32)
-    for model, other in ((plain, keyed), (keyed, plain)):
-        with pytest.raises(ValueError, match="time-axis carry has"):
-            model.time_step(prev, beat, other.initial_time_carry(2))
 
 
 def test_future_does_not_leak(model):

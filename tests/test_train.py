@@ -398,24 +398,6 @@ def test_init_from_starts_a_new_run_from_a_models_weights(trained, tmp_path, cap
     assert "--time-sizes 16 --note-sizes 8" in capsys.readouterr().err
 
 
-def test_init_from_a_model_without_the_key_profile_widens_it(trained, tmp_path):
-    """A run with `key_profile` may start from a model without it: its weights, with the key
-    inputs' rows at zero, so it predicts exactly what the source does (learning rate 0 keeps
-    it so); the reverse is refused with the source's flags."""
-    frozen = {**TINY, "learning_rate": 0.0}
-    result = train.train(
-        CHORALES, tmp_path / "key", epochs=1, init_from=trained.run_dir, key_profile=True, **frozen
-    )
-    assert result.model.key_profile
-    assert json.loads((tmp_path / "key" / "train.json").read_text())["key_profile"] is True
-    inputs = {"state": np.zeros((1, 8, trained.model.n_notes, 2), np.float32)}
-    inputs["state"][0, ::2, ::5] = 1
-    inputs["beat"] = np.arange(8, dtype=np.int32)[None] % 4
-    np.testing.assert_allclose(result.model(inputs), trained.model(inputs), atol=1e-6)
-    with pytest.raises(DataError, match="--time-sizes 16 --note-sizes 8 --key-profile$"):
-        train.train(CHORALES, tmp_path / "back", epochs=1, init_from=tmp_path / "key", **frozen)
-
-
 @pytest.mark.slow
 def test_early_stopping_keeps_best(tmp_path):
     # A learning rate of 0 never improves after epoch 1: patience 1 stops after epoch 2.
