@@ -31,7 +31,7 @@ The last line is machine-readable:
 `classifier_accuracy=A floor=F four_voice_share=S silent_share=Q tv_notes_at_once=...` (the
 composed side's shares and the distance of every histogram).
 
-Measured on the bundled model (the struck-below run's 71 epochs and 16 more, pretrained/README.md),
+Measured on the bundled model (the struck-below run's epoch 70 and 16 more, pretrained/README.md),
 default command (the voice rule with its parallels tie-break), on the 2-core development machine:
 
     classifier_accuracy=0.708 floor=0.518 four_voice_share=0.964 silent_share=0.001
