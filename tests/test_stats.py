@@ -426,3 +426,4 @@ def test_home_key_share_by_hand():
     long = piece(c, c, c, c, c, c, c, a_minor)
     assert stats.home_key_share(long, beats=4, lowest=60) == pytest.approx(7 / 8)
     assert stats.scalars(long, lowest=60)["home_key_share"] == 1.0
+    assert stats.scalars(iter([long]), lowest=60)["home_key_share"] == 1.0  # flattened once
